@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Private: fiber stacks for runners. One pool per stack size, process-wide and never destroyed:
+// Boost.Fiber frees terminated fibers lazily, possibly after the thread's thread_locals are gone,
+// so the allocator a fiber holds must outlive every thread.
+//
+// - Stacks are mmap'ed with MAP_NORESERVE: a stack costs only the pages a task touches.
+// - A guard page (PROT_NONE) sits under each stack while the process-wide guard budget lasts.
+//   Each guarded stack splits its mapping into two VMAs, and Linux refuses mprotect past
+//   vm.max_map_count (65530 by default), so the budget is half of it less a reserve for the
+//   rest of the program. Past the budget stacks are handed out unguarded rather than failing.
+// - Freed stacks are kept on a free list held outside the stacks (writing a link into a free
+//   stack would touch a page of it) and reused most-recent-first, while their pages are warm.
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/context/stack_context.hpp>
+
+namespace fiberutils::detail {
+
+struct StackStats {
+  std::size_t live = 0;        // stacks handed out and not yet returned
+  std::size_t peak_live = 0;   // high-water mark of live
+  std::size_t mapped = 0;      // stacks created with mmap since start
+  std::size_t guarded = 0;     // of the live and cached ones, how many have a guard page
+};
+
+class StackPool {
+ public:
+  static StackPool& for_size(std::size_t bytes);
+
+  boost::context::stack_context allocate();
+  void deallocate(boost::context::stack_context& sctx) noexcept;
+  StackStats stats() const;
+  void reset_peak();
+
+ private:
+  explicit StackPool(std::size_t usable_bytes);
+  struct Stack {
+    void* base;     // lowest mapped address (the guard page when guarded)
+    bool guarded;
+  };
+  void unmap(const Stack& s) noexcept;
+
+  const std::size_t usable_;   // bytes a task can use
+  mutable std::mutex m_;
+  std::vector<Stack> free_;
+  // Stacks handed out without a guard page: few (only past the budget), so a set is cheap.
+  std::unordered_set<void*> unguarded_;
+  StackStats stats_;
+};
+
+// The StackAllocator handed to boost::fibers::fiber: a pointer to its pool.
+class PooledStackAllocator {
+ public:
+  explicit PooledStackAllocator(StackPool& pool) noexcept : pool_(&pool) {}
+  boost::context::stack_context allocate() { return pool_->allocate(); }
+  void deallocate(boost::context::stack_context& sctx) noexcept { pool_->deallocate(sctx); }
+
+ private:
+  StackPool* pool_;
+};
+
+}  // namespace fiberutils::detail
