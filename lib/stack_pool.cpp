@@ -48,18 +48,29 @@ struct Registry {
   std::vector<StackPool*> pools;
 };
 
+// Leaked on purpose: see the header.
+Registry& registry() {
+  static Registry* r = new Registry;
+  return *r;
+}
+
 }  // namespace
+
+template <class F>
+void StackPool::for_each(F f) {
+  std::lock_guard<std::mutex> g(registry().m);
+  for (StackPool* p : registry().pools) f(*p);
+}
 
 StackPool& StackPool::for_size(std::size_t bytes) {
   const std::size_t page = page_size();
   const std::size_t usable = std::max<std::size_t>((bytes + page - 1) / page * page, 4 * page);
-  // Leaked on purpose: see the header.
-  static Registry* registry = new Registry;
-  std::lock_guard<std::mutex> g(registry->m);
-  for (StackPool* p : registry->pools)
+  Registry& r = registry();
+  std::lock_guard<std::mutex> g(r.m);
+  for (StackPool* p : r.pools)
     if (p->usable_ == usable) return *p;
-  registry->pools.push_back(new StackPool(usable));
-  return *registry->pools.back();
+  r.pools.push_back(new StackPool(usable));
+  return *r.pools.back();
 }
 
 StackPool::StackPool(std::size_t usable_bytes) : usable_(usable_bytes) {}
@@ -144,3 +155,23 @@ void StackPool::reset_peak() {
 }
 
 }  // namespace fiberutils::detail
+
+namespace fiberutils {
+
+StackStats stack_stats() noexcept {
+  StackStats sum;
+  detail::StackPool::for_each([&](const detail::StackPool& p) {
+    StackStats s = p.stats();
+    sum.live += s.live;
+    sum.peak_live += s.peak_live;
+    sum.mapped += s.mapped;
+    sum.guarded += s.guarded;
+  });
+  return sum;
+}
+
+void reset_stack_peak() noexcept {
+  detail::StackPool::for_each([](detail::StackPool& p) { p.reset_peak(); });
+}
+
+}  // namespace fiberutils

@@ -20,18 +20,17 @@
 
 #include <boost/context/stack_context.hpp>
 
+#include <fiberutils/stack_stats.hpp>
+
 namespace fiberutils::detail {
 
-struct StackStats {
-  std::size_t live = 0;        // stacks handed out and not yet returned
-  std::size_t peak_live = 0;   // high-water mark of live
-  std::size_t mapped = 0;      // stacks created with mmap since start
-  std::size_t guarded = 0;     // of the live and cached ones, how many have a guard page
-};
 
 class StackPool {
  public:
   static StackPool& for_size(std::size_t bytes);
+  // Calls f(pool) for every pool created so far.
+  template <class F>
+  static void for_each(F f);
 
   boost::context::stack_context allocate();
   void deallocate(boost::context::stack_context& sctx) noexcept;

@@ -8,4 +8,5 @@
 #include <fiberutils/pool.hpp>
 #include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
+#include <fiberutils/stack_stats.hpp>
 #include <fiberutils/this_task.hpp>
