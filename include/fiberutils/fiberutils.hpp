@@ -5,8 +5,10 @@
 
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/group.hpp>
+#include <fiberutils/ordered_yielder.hpp>
 #include <fiberutils/pool.hpp>
 #include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
 #include <fiberutils/stack_stats.hpp>
 #include <fiberutils/this_task.hpp>
+#include <fiberutils/yielder.hpp>
