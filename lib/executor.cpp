@@ -145,7 +145,7 @@ class Executor {
 
 void Executor::run_task(Runner& self, TaskBase* t) noexcept {
   TaskGroup* group = t->group_;
-  const bool held_slot = t->holds_slot_;
+  const bool held_slot = t->holds_slot();
   self.current = t;
   try {
     t->run();

@@ -25,17 +25,16 @@ TaskGroup::~TaskGroup() {
   shutdown();
 }
 
-void TaskGroup::submit(TaskBase* t, bool bypass_admission) {
+void TaskGroup::submit(TaskBase* t) {
   std::unique_lock<std::mutex> lk(m_);
   t->group_ = this;
-  t->token_ = stop_.get_token();
-  if (bypass_admission || (pending_.empty() && try_admit_locked())) {
-    t->holds_slot_ = !bypass_admission;
+  const bool needs_slot = t->holds_slot();
+  if (!needs_slot || (pending_.empty() && try_admit_locked())) {
     try {
       enqueue_on_this_thread(t, stack_size_);
     } catch (...) {
       // No runner could be started (out of memory): undo, so the group stays consistent.
-      if (t->holds_slot_) release_locked();
+      if (needs_slot) release_locked();
       lk.unlock();
       delete t;
       throw;
@@ -49,13 +48,11 @@ void TaskGroup::submit(TaskBase* t, bool bypass_admission) {
 void TaskGroup::admit_pending_locked() noexcept {
   while (!pending_.empty() && try_admit_locked()) {
     TaskBase* t = pending_.pop();
-    t->holds_slot_ = true;
     try {
       enqueue_on_this_thread(t, stack_size_);
     } catch (...) {
       // Out of memory for a runner: keep the task first in line; the next task to finish
       // admits it again.
-      t->holds_slot_ = false;
       release_locked();
       pending_.push_front(t);
       return;
@@ -85,7 +82,7 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
   if (is_own_task(self))
     throw std::logic_error(
         "fiberutils: join() called from one of the group's own tasks (it could never return)");
-  const std::stop_token stop = self ? self->token_ : std::stop_token{};
+  const std::stop_token stop = self ? self->group_->task_token() : std::stop_token{};
   std::unique_lock<std::mutex> lk(m_);
   if (!wait_cancellable(lk, idle_cv_, stop, deadline, [this] { return count_ == 0; }))
     return false;

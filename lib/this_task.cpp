@@ -16,12 +16,12 @@ namespace fiberutils::this_task {
 
 std::stop_token stop_token() noexcept {
   detail::TaskBase* t = detail::current_task();
-  return t ? t->token_ : std::stop_token{};
+  return t ? t->group_->task_token() : std::stop_token{};
 }
 
 bool stop_requested() noexcept {
   detail::TaskBase* t = detail::current_task();
-  return t && t->token_.stop_requested();
+  return t && t->group_->task_stop_requested();
 }
 
 namespace {
@@ -40,13 +40,14 @@ std::intptr_t sleep_marker() noexcept { return reinterpret_cast<std::intptr_t>(&
 // sleeping task. Here the sleeper only links itself into the scheduler's sleep queue.
 void sleep_until(std::chrono::steady_clock::time_point tp) {
   detail::TaskBase* t = detail::current_task();
-  if (!t || !t->token_.stop_possible()) {
+  if (!t) {
     boost::this_fiber::sleep_until(tp);
     return;
   }
-  if (t->token_.stop_requested()) throw cancelled{};
+  const std::stop_token token = t->group_->task_token();
+  if (token.stop_requested()) throw cancelled{};
   boost::fibers::context* self = boost::fibers::context::active();
-  std::stop_callback wake(t->token_, [self] {
+  std::stop_callback wake(token, [self] {
     std::intptr_t expected = sleep_marker();
     if (self->twstatus.compare_exchange_strong(expected, -1, std::memory_order_acq_rel))
       boost::fibers::context::active()->schedule(self);
@@ -54,7 +55,7 @@ void sleep_until(std::chrono::steady_clock::time_point tp) {
   // Armed only after the callback is registered: a callback run inline by its constructor (stop
   // already requested) must not schedule a fiber that is running.
   self->twstatus.store(sleep_marker(), std::memory_order_release);
-  if (t->token_.stop_requested()) {
+  if (token.stop_requested()) {
     // A stop arrived meanwhile. If its callback already claimed us, a wake-up is on its way and
     // must be consumed here, or it would resume this fiber in the middle of a later wait.
     std::intptr_t expected = sleep_marker();
@@ -65,7 +66,7 @@ void sleep_until(std::chrono::steady_clock::time_point tp) {
   }
   self->wait_until(tp);
   self->twstatus.store(0, std::memory_order_release);
-  if (t->token_.stop_requested()) throw cancelled{};
+  if (token.stop_requested()) throw cancelled{};
 }
 
 void yield() {

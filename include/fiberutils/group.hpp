@@ -56,7 +56,7 @@ class Group : protected detail::TaskGroup {
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) {
     FIBERUTILS_CHECK_SPAWN_ARGS(F, Args);
-    spawn_with(detail::DiscardResult{}, false, std::forward<F>(f), std::forward<Args>(args)...);
+    spawn_with(detail::DiscardResult{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   // join() suspends the calling fiber until every task has finished, then rethrows the first

@@ -49,7 +49,7 @@ class OrderedYielder : public detail::StreamCore<T> {
     FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
     const std::uint64_t seq = reserve();
     try {
-      this->spawn_with(Sink{this, seq}, false, std::forward<F>(f), std::forward<Args>(args)...);
+      this->spawn_with(Sink{this, seq}, std::forward<F>(f), std::forward<Args>(args)...);
     } catch (...) {
       settle(seq, std::nullopt);
       throw;
@@ -76,7 +76,7 @@ class OrderedYielder : public detail::StreamCore<T> {
   friend void detail::spawn_body(Stream&, Body&&);
   template <class Body>
   void spawn_body_task(Body&& body) {
-    this->spawn_with(detail::DiscardResult{}, true, std::forward<Body>(body));
+    this->spawn_with(detail::BodySink{}, std::forward<Body>(body));
   }
 
   // A place in the order: settled once its task finished (with or without a value).
@@ -86,6 +86,7 @@ class OrderedYielder : public detail::StreamCore<T> {
   };
 
   struct Sink {
+    static constexpr bool kAdmitted = true;
     OrderedYielder* y;
     std::uint64_t seq;
     bool settled = false;

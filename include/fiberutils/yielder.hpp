@@ -86,7 +86,7 @@ class Yielder : public detail::StreamCore<T> {
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) {
     FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
-    this->spawn_with(Sink{this}, false, std::forward<F>(f), std::forward<Args>(args)...);
+    this->spawn_with(Sink{this}, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   // put(v) yields v. Never suspends; inside a task, a cancellation point.
@@ -104,10 +104,11 @@ class Yielder : public detail::StreamCore<T> {
   friend void detail::spawn_body(Stream&, Body&&);
   template <class Body>
   void spawn_body_task(Body&& body) {
-    this->spawn_with(detail::DiscardResult{}, true, std::forward<Body>(body));
+    this->spawn_with(detail::BodySink{}, std::forward<Body>(body));
   }
 
   struct Sink {
+    static constexpr bool kAdmitted = true;
     Yielder* y;
     template <class R>
     void deliver(R&& r) {

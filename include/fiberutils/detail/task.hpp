@@ -29,11 +29,13 @@ class TaskBase {
   virtual ~TaskBase() noexcept(false) = default;
 
   virtual void run() = 0;
+  // False for a task that starts without admission (a stream's body) and so holds no slot.
+  virtual bool holds_slot() const noexcept = 0;
 
+  // Kept to three words: a million queued tasks are a million of these. The stop token is not
+  // stored: it is the group's, read when needed (see TaskGroup::task_token).
   TaskBase* next_ = nullptr;     // intrusive FIFO link (TaskQueue)
   TaskGroup* group_ = nullptr;   // set by TaskGroup::submit
-  std::stop_token token_;        // the group's stop token when the task was spawned
-  bool holds_slot_ = false;      // admitted through the group's admission (a Pool slot)
 
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
@@ -121,17 +123,21 @@ class Task final : public TaskBase {
 
   ~Task() noexcept(false) override { sink_.abandon_if_undelivered(); }
 
+  bool holds_slot() const noexcept override { return Sink::kAdmitted; }
+
  private:
   decltype(auto) invoke() {
     return std::apply(
         [this](auto&... a) -> decltype(auto) {
           if constexpr (takes_stop_token_v<F, Args...>)
-            return std::invoke(std::move(f_), token_, std::move(a)...);
+            return std::invoke(std::move(f_), group_token(), std::move(a)...);
           else
             return std::invoke(std::move(f_), std::move(a)...);
         },
         args_);
   }
+
+  std::stop_token group_token() const noexcept;
 
   [[no_unique_address]] Sink sink_;
   std::decay_t<F> f_;
@@ -140,10 +146,16 @@ class Task final : public TaskBase {
 
 // The sink of a group's tasks: results are discarded.
 struct DiscardResult {
+  static constexpr bool kAdmitted = true;
   template <class T>
   void deliver(T&&) noexcept {}
   void deliver_nothing() noexcept {}
   void abandon_if_undelivered() noexcept {}
+};
+
+// The sink of a stream's body task (fu::yielding): started without admission, holds no slot.
+struct BodySink : DiscardResult {
+  static constexpr bool kAdmitted = false;
 };
 
 }  // namespace fiberutils::detail

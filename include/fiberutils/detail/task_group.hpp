@@ -41,13 +41,12 @@ class TaskGroup {
   TaskGroup& operator=(const TaskGroup&) = delete;
   virtual ~TaskGroup();
 
-  // Creates the task, counts it and admits or queues it. Never suspends. `bypass_admission`
-  // starts the task even when admission says no (a stream's body task).
+  // Creates the task, counts it and admits or queues it. Never suspends. A task whose Sink is
+  // not kAdmitted (a stream's body) starts at once, without a slot.
   template <class Sink, class F, class... Args>
-  void spawn_with(Sink sink, bool bypass_admission, F&& f, Args&&... args) {
+  void spawn_with(Sink sink, F&& f, Args&&... args) {
     using T = Task<Sink, std::decay_t<F>, std::decay_t<Args>...>;
-    submit(new T(std::move(sink), std::forward<F>(f), std::forward<Args>(args)...),
-           bypass_admission);
+    submit(new T(std::move(sink), std::forward<F>(f), std::forward<Args>(args)...));
   }
 
   // Waits until no task is left (nullopt deadline: forever), then rethrows the first error.
@@ -55,6 +54,12 @@ class TaskGroup {
   bool join_until(std::optional<Clock::time_point> deadline);
   void cancel() noexcept;
   std::size_t size() const noexcept;
+
+  // The stop token of the group's current generation, which its tasks share. Read without the
+  // lock: stop_ is replaced only by join() while no task is counted, and a task that reads it
+  // is counted.
+  std::stop_token task_token() const noexcept { return stop_.get_token(); }
+  bool task_stop_requested() const noexcept { return stop_.stop_requested(); }
 
   // Called by runners (lib/executor.cpp) when a task ends.
   void record_error(std::exception_ptr e) noexcept;
@@ -84,7 +89,7 @@ class TaskGroup {
   boost::fibers::condition_variable_any idle_cv_;  // notified when count_ reaches 0
 
  private:
-  void submit(TaskBase* task, bool bypass_admission);
+  void submit(TaskBase* task);
 
   std::size_t stack_size_;
   std::size_t count_ = 0;        // spawned and not finished, pending included
@@ -93,5 +98,10 @@ class TaskGroup {
   std::stop_source stop_;        // shared by the tasks of this "generation" (until join returns)
   TaskQueue pending_;            // spawned, not admitted yet
 };
+
+template <class Sink, class F, class... Args>
+std::stop_token Task<Sink, F, Args...>::group_token() const noexcept {
+  return group_->task_token();
+}
 
 }  // namespace fiberutils::detail
