@@ -210,7 +210,5 @@ TaskBase* current_task() noexcept {
   return r ? r->current : nullptr;
 }
 
-void* TaskBase::operator new(std::size_t size) { return ::operator new(size); }
-void TaskBase::operator delete(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
 
 }  // namespace fiberutils::detail

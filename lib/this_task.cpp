@@ -70,10 +70,10 @@ void sleep_until(std::chrono::steady_clock::time_point tp) {
 }
 
 void yield() {
-  const std::stop_token stop = stop_token();
-  if (stop.stop_requested()) throw cancelled{};
+  detail::TaskBase* t = detail::current_task();
+  if (t && t->group_->task_stop_requested()) throw cancelled{};
   boost::this_fiber::yield();
-  if (stop.stop_requested()) throw cancelled{};
+  if (t && t->group_->task_stop_requested()) throw cancelled{};
 }
 
 }  // namespace fiberutils::this_task
