@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <fiberutils/semaphore.hpp>
 
+#include <optional>
 #include <stdexcept>
 
 #include <fiberutils/detail/wait.hpp>
@@ -15,66 +16,71 @@ Semaphore::Semaphore(std::ptrdiff_t initial) : count_(initial) {
 Semaphore::~Semaphore() = default;
 
 bool Semaphore::try_acquire() noexcept {
-  std::lock_guard<std::mutex> lk(m_);
-  if (count_ == 0) return false;
-  --count_;
-  return true;
+  std::ptrdiff_t c = count_.load(std::memory_order_relaxed);
+  while (c > 0)
+    if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+  return false;
 }
 
-namespace {
-// Counts a waiter for as long as it waits, and passes a wake-up on when it leaves without a
-// permit (cancelled or timed out) while permits are free: notify_one may have picked it.
-struct WaiterScope {
-  std::size_t& waiters;
-  std::ptrdiff_t& count;
-  boost::fibers::condition_variable_any& cv;
-  bool took = false;
-  WaiterScope(std::size_t& w, std::ptrdiff_t& c, boost::fibers::condition_variable_any& v)
-      : waiters(w), count(c), cv(v) {
-    ++waiters;
-  }
-  ~WaiterScope() {
-    --waiters;
-    if (!took && count > 0 && waiters > 0) cv.notify_one();
-  }
-};
-}  // namespace
-
 void Semaphore::acquire() {
-  const std::stop_token stop = this_task::stop_token();
-  std::unique_lock<std::mutex> lk(m_);
-  WaiterScope scope(waiters_, count_, cv_);
-  detail::wait_cancellable(lk, cv_, stop, std::nullopt, [this] { return count_ > 0; });
-  --count_;
-  scope.took = true;
+  if (this_task::stop_requested()) throw cancelled{};
+  if (try_acquire()) return;
+  (void)wait_and_acquire(std::nullopt);
 }
 
 bool Semaphore::try_acquire_until_steady(std::chrono::steady_clock::time_point tp) {
+  if (this_task::stop_requested()) throw cancelled{};
+  if (try_acquire()) return true;
+  return wait_and_acquire(tp);
+}
+
+// The slow path. A waiter announces itself (waiters_) before it looks at the count, and release()
+// adds to the count before it looks at waiters_; both are seq_cst, so at least one of them sees
+// the other, and release() notifies under m_, which the waiter holds until it is enqueued on cv_.
+bool Semaphore::wait_and_acquire(std::optional<std::chrono::steady_clock::time_point> deadline) {
   const std::stop_token stop = this_task::stop_token();
   std::unique_lock<std::mutex> lk(m_);
-  WaiterScope scope(waiters_, count_, cv_);
-  if (!detail::wait_cancellable(lk, cv_, stop, tp, [this] { return count_ > 0; })) return false;
-  --count_;
-  scope.took = true;
-  return true;
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  bool took = false;
+  try {
+    while (detail::wait_cancellable(lk, cv_, stop, deadline, [this] {
+      return count_.load(std::memory_order_seq_cst) > 0;
+    })) {
+      if ((took = try_acquire())) break;  // else another fiber took it first: wait again
+    }
+  } catch (...) {
+    leave_waiting(took);
+    throw;
+  }
+  leave_waiting(took);
+  return took;
+}
+
+// A waiter leaving without a permit (cancelled, timed out) while permits are free passes the
+// wake-up on: notify_one may have picked it. m_ is held.
+void Semaphore::leave_waiting(bool took) noexcept {
+  const std::size_t left = waiters_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+  if (!took && left > 0 && count_.load(std::memory_order_seq_cst) > 0) cv_.notify_one();
 }
 
 void Semaphore::release(std::ptrdiff_t n) {
   if (n < 0) throw std::invalid_argument("fiberutils::Semaphore::release: n must be >= 0");
+  if (n == 0) return;
+  std::ptrdiff_t c = count_.load(std::memory_order_relaxed);
+  do {
+    if (n > max() - c)
+      throw std::overflow_error("fiberutils::Semaphore::release: count would exceed max()");
+  } while (!count_.compare_exchange_weak(c, c + n, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed));
+  if (waiters_.load(std::memory_order_seq_cst) == 0) return;
   std::lock_guard<std::mutex> lk(m_);
-  if (n > max() - count_)
-    throw std::overflow_error("fiberutils::Semaphore::release: count would exceed max()");
-  count_ += n;
-  if (waiters_ == 0 || n == 0) return;
   if (n == 1)
     cv_.notify_one();
   else
     cv_.notify_all();
 }
 
-std::ptrdiff_t Semaphore::count() const noexcept {
-  std::lock_guard<std::mutex> lk(m_);
-  return count_;
-}
+std::ptrdiff_t Semaphore::count() const noexcept { return count_.load(std::memory_order_relaxed); }
 
 }  // namespace fiberutils

@@ -20,9 +20,11 @@
 //   g.spawn([&] { connections.acquire(); use_connection(); connections.release(); });
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <mutex>
 
 #include <boost/fiber/condition_variable.hpp>
@@ -67,11 +69,15 @@ class Semaphore {
 
  private:
   bool try_acquire_until_steady(std::chrono::steady_clock::time_point tp);
+  bool wait_and_acquire(std::optional<std::chrono::steady_clock::time_point> deadline);
+  void leave_waiting(bool took) noexcept;
 
-  mutable std::mutex m_;
+  // The count is atomic so that try_acquire() and a release() nobody waits for take no lock
+  // (Pool admits and finishes every task through them). m_ and cv_ serve waiters only.
+  std::mutex m_;
   boost::fibers::condition_variable_any cv_;
-  std::ptrdiff_t count_;
-  std::size_t waiters_ = 0;
+  std::atomic<std::ptrdiff_t> count_;
+  std::atomic<std::size_t> waiters_{0};
 };
 
 }  // namespace fiberutils
