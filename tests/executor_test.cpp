@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The runner design behind every group (lib/executor.cpp): queued tasks hold no stack, runners
+// reuse stacks, and a task that suspends on anything (also raw Boost.Fiber primitives) never
+// holds back the tasks queued behind it.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/fiber/all.hpp>
+
+#include <fiberutils/fiberutils.hpp>
+
+namespace fu = fiberutils;
+using namespace std::chrono_literals;
+
+TEST_SUITE_BEGIN("executor");
+
+TEST_CASE("tasks that never suspend all run on one reused stack" * doctest::timeout(30)) {
+  fu::Group g;
+  // Warm up: whatever runners this thread needs exist afterwards.
+  g.spawn([] {});
+  g.join();
+  const std::size_t mapped_before = fu::stack_stats().mapped;
+  fu::reset_stack_peak();
+  long sum = 0;
+  for (long i = 0; i < 10000; ++i) g.spawn([&sum, i] { sum += i; });
+  g.join();
+  CHECK(sum == 10000L * 9999 / 2);
+  // One runner drains the queue plus at most one spare it woke; no stack per task.
+  CHECK(fu::stack_stats().peak_live <= 2);
+  CHECK(fu::stack_stats().mapped - mapped_before <= 2);
+}
+
+TEST_CASE("a task suspended on a raw boost mutex does not hold back queued tasks" *
+          doctest::timeout(30)) {
+  fu::Group g;
+  boost::fibers::mutex m;
+  std::unique_lock<boost::fibers::mutex> held(m);  // the main fiber holds it
+  std::vector<std::string> trace;
+  g.spawn([&] {
+    trace.push_back("first waits");
+    std::lock_guard<boost::fibers::mutex> lk(m);
+    trace.push_back("first locked");
+  });
+  // Queued behind the blocked task: it must still run, and it is what releases the mutex.
+  g.spawn([&] {
+    trace.push_back("second runs");
+  });
+  boost::this_fiber::yield();
+  boost::this_fiber::yield();
+  REQUIRE(trace == std::vector<std::string>{"first waits", "second runs"});
+  held.unlock();
+  g.join();
+  CHECK(trace == std::vector<std::string>{"first waits", "second runs", "first locked"});
+}
+
+TEST_CASE("tasks blocked on raw boost condition variables are released by tasks queued behind them" *
+          doctest::timeout(30)) {
+  fu::Group g;
+  boost::fibers::mutex m;
+  boost::fibers::condition_variable cv;
+  int waiting = 0;
+  bool go = false;
+  constexpr int kWaiters = 50;
+  for (int i = 0; i < kWaiters; ++i)
+    g.spawn([&] {
+      std::unique_lock<boost::fibers::mutex> lk(m);
+      ++waiting;
+      cv.wait(lk, [&] { return go; });
+    });
+  // Spawned last, so it can only run if none of the 50 blocked tasks holds it back.
+  g.spawn([&] {
+    std::unique_lock<boost::fibers::mutex> lk(m);
+    CHECK(waiting == kWaiters);
+    go = true;
+    cv.notify_all();
+  });
+  g.join();
+  CHECK(go);
+}
+
+TEST_CASE("tasks blocked on a raw buffered_channel are fed by a task queued behind them" *
+          doctest::timeout(30)) {
+  fu::Group g;
+  boost::fibers::buffered_channel<int> ch(2);
+  std::atomic<int> received{0};
+  for (int i = 0; i < 20; ++i)
+    g.spawn([&] {
+      int v;
+      if (ch.pop(v) == boost::fibers::channel_op_status::success) received += v;
+    });
+  g.spawn([&] {
+    for (int i = 0; i < 20; ++i) ch.push(1);
+  });
+  g.join();
+  CHECK(received == 20);
+}
+
+TEST_CASE("tasks sleeping with boost::this_fiber::sleep_for all sleep at once" *
+          doctest::timeout(30)) {
+  fu::Group g;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) g.spawn([] { boost::this_fiber::sleep_for(100ms); });
+  g.join();
+  // Sequentially this would take 20 s; concurrently about 0.1 s.
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}
+
+TEST_CASE("tasks start in spawn order even when earlier ones suspend" * doctest::timeout(30)) {
+  fu::Group g;
+  std::vector<int> started;
+  for (int i = 0; i < 100; ++i)
+    g.spawn([&started, i] {
+      started.push_back(i);
+      if (i % 3 == 0) fu::this_task::yield();
+      if (i % 7 == 0) boost::this_fiber::yield();
+    });
+  g.join();
+  std::vector<int> expected(100);
+  for (int i = 0; i < 100; ++i) expected[i] = i;
+  CHECK(started == expected);
+}
+
+TEST_CASE("tasks spawned before cancel still run their bodies and see the stop" *
+          doctest::timeout(30)) {
+  fu::Pool p(1);
+  fu::Semaphore gate(0);
+  int bodies = 0, saw_stop = 0;
+  p.spawn([&] { gate.acquire(); });  // holds the only slot until the gate opens
+  for (int i = 0; i < 10; ++i)
+    p.spawn([&] {
+      ++bodies;
+      if (fu::this_task::stop_requested()) ++saw_stop;
+    });
+  p.cancel();  // wakes the gated task (acquire is a cancellation point)
+  p.join();
+  CHECK(bodies == 10);
+  CHECK(saw_stop == 10);
+}
+
+TEST_CASE("a thread's queued tasks run before the thread exits" * doctest::timeout(30)) {
+  fu::Group g;
+  std::atomic<int> ran{0};
+  std::thread t([&] {
+    // This thread never suspends: its tasks run when it exits.
+    for (int i = 0; i < 100; ++i) g.spawn([&] { ++ran; });
+  });
+  t.join();
+  CHECK(ran == 100);
+  g.join();
+  CHECK(g.size() == 0);
+}
+
+TEST_CASE("100,000 tasks alive at once each get a stack and all finish" * doctest::timeout(120)) {
+  constexpr int kTasks = 100000;
+  fu::Semaphore gate(0);
+  int started = 0, finished = 0;
+  {
+    fu::Group g;
+    for (int i = 0; i < kTasks; ++i)
+      g.spawn([&] {
+        ++started;
+        gate.acquire();
+        ++finished;
+      });
+    g.spawn([&] {
+      while (started < kTasks) fu::this_task::yield();
+      // Every task is suspended in acquire(), each on its own stack (guarded only as far as
+      // vm.max_map_count allows: the rest are unguarded, nothing fails).
+      CHECK(fu::stack_stats().live >= kTasks);
+      gate.release(kTasks);
+    });
+    g.join();
+  }
+  CHECK(finished == kTasks);
+}
+
+TEST_SUITE_END();
