@@ -16,6 +16,7 @@
 // Runners never migrate: fiberutils requires a scheduling algorithm that keeps fibers on their
 // thread (round_robin, Boost.Fiber's default).
 #include <algorithm>
+#include <deque>
 #include <cstdio>
 #include <memory>
 #include <new>
@@ -23,6 +24,7 @@
 
 #include <boost/fiber/context.hpp>
 #include <boost/fiber/fiber.hpp>
+#include <boost/fiber/operations.hpp>
 
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/detail/task_group.hpp>
@@ -32,24 +34,35 @@
 namespace fiberutils::detail {
 namespace {
 
-// Idle runners kept parked per lane: a parked runner keeps its stack resident, ready for the
-// next burst; the rest exit and return their stacks to the pool.
-constexpr std::size_t kMaxIdleRunners = 16;
+// Idle runners kept parked per lane once the lane has nothing to do: a parked runner keeps its
+// stack resident, ready for the next burst. While work goes on, every idle runner is kept: a
+// runner's exit costs a Boost.Fiber spinlock frame on a second stack page and a fiber creation
+// for the next task. The surplus ends when the lane goes idle (Executor::trim_some).
+constexpr std::size_t kKeptIdleRunners = 64;
 
 class Executor;
+
+struct Runner;
+
+struct IdleRunner {
+  boost::fibers::context* ctx;
+  Runner* runner;
+};
 
 struct Lane {
   Executor* exec;
   std::size_t stack_size;
   StackPool* pool;
   TaskQueue queue;
-  std::vector<boost::fibers::context*> idle;
+  std::deque<IdleRunner> idle;  // back: most recently parked (warmest stack)
   std::size_t pending = 0;  // runners started or woken that have not looked at the queue yet
+  std::size_t busy = 0;     // runners inside a task (running or suspended)
 };
 
 // What a runner fiber knows about itself; found through the fiber's fss slot.
 struct Runner {
   TaskBase* current = nullptr;
+  bool exit_requested = false;  // set by trim_some before waking a surplus idle runner
 };
 
 // Key of the runner's fss slot; the address is the key.
@@ -120,10 +133,23 @@ class Executor {
 
  private:
   void wake_one(Lane& lane) {
-    boost::fibers::context* ctx = lane.idle.back();
+    boost::fibers::context* ctx = lane.idle.back().ctx;
     lane.idle.pop_back();
     ++lane.pending;
     boost::fibers::context::active()->schedule(ctx);
+  }
+
+  // Ends a few surplus idle runners (the coldest) and unmaps a few surplus free stacks; true
+  // while there is more to do.
+  bool trim_some(Lane& lane) {
+    for (int i = 0; i < 32 && lane.idle.size() > kKeptIdleRunners; ++i) {
+      IdleRunner r = lane.idle.front();
+      lane.idle.pop_front();
+      r.runner->exit_requested = true;
+      boost::fibers::context::active()->schedule(r.ctx);
+    }
+    const bool more_stacks = lane.pool->trim_excess(32);
+    return lane.idle.size() > kKeptIdleRunners || more_stacks;
   }
 
   static void run_lane(Lane* lane);
@@ -173,9 +199,17 @@ void Executor::run_lane(Lane* lane) {
   --lane->pending;
   for (;;) {
     if (lane->queue.empty()) {
-      if (ex.stopping_ || lane->idle.size() >= kMaxIdleRunners) break;
-      lane->idle.push_back(ctx);
+      if (lane->busy == 0 && !ex.stopping_) {
+        // Nothing runs in this lane: give back a burst's surplus runners and stacks, a few at
+        // a time, yielding so that whatever became ready (a joiner) goes first.
+        while (lane->queue.empty() && lane->busy == 0 && ex.trim_some(*lane))
+          boost::this_fiber::yield();
+        if (!lane->queue.empty()) continue;
+      }
+      if (ex.stopping_) break;
+      lane->idle.push_back(IdleRunner{ctx, &self});
       ctx->suspend();
+      if (self.exit_requested) break;
       --lane->pending;
       continue;
     }
@@ -188,7 +222,9 @@ void Executor::run_lane(Lane* lane) {
         // without a spare while this task is suspended.
       }
     }
+    ++lane->busy;
     run_task(self, t);
+    --lane->busy;
   }
   ctx->set_fss_data(&kRunnerKey, no_cleanup(), nullptr, false);
   ex.runner_exited();

@@ -39,9 +39,11 @@ std::atomic<long>& guard_budget() noexcept {
   return budget;
 }
 
-// Free stacks kept per pool: enough to absorb bursts without unmapping, small enough that an
-// idle process does not keep much resident.
-constexpr std::size_t kMaxCachedStacks = 1024;
+// Free stacks a pool keeps once its threads go idle: enough for the next burst to start on warm
+// stacks, few enough that an idle process keeps little resident. Beyond that, freed stacks are
+// still kept while work goes on (unmapping one costs a TLB shootdown, and a burst's next task
+// would fault in a fresh stack) and returned by trim_excess() when a thread has nothing to do.
+constexpr std::size_t kKeptStacks = 1024;
 
 struct Registry {
   std::mutex m;
@@ -82,7 +84,7 @@ boost::context::stack_context StackPool::allocate() {
   {
     std::lock_guard<std::mutex> g(m_);
     if (!free_.empty()) {
-      s = free_.back();
+      s = free_.back();  // the most recently freed: its pages are the warmest
       free_.pop_back();
       reused = true;
     }
@@ -123,20 +125,38 @@ void StackPool::deallocate(boost::context::stack_context& sctx) noexcept {
   VALGRIND_STACK_DEREGISTER(sctx.valgrind_stack_id);
 #endif
   void* base = static_cast<char*>(sctx.sp) - usable_ - page;
-  Stack s{base, false};
-  bool unmap_it = false;
+  std::lock_guard<std::mutex> g(m_);
+  --stats_.live;
+  const bool guarded = unguarded_.find(base) == unguarded_.end();
+  try {
+    free_.push_back(Stack{base, guarded});
+  } catch (...) {
+    // No memory to remember it: give it back now.
+    if (guarded) --stats_.guarded; else unguarded_.erase(base);
+    unmap(Stack{base, guarded});
+  }
+}
+
+bool StackPool::trim_excess(std::size_t max_unmaps) noexcept {
+  std::vector<Stack> victims;
   {
     std::lock_guard<std::mutex> g(m_);
-    --stats_.live;
-    s.guarded = unguarded_.find(base) == unguarded_.end();
-    if (free_.size() < kMaxCachedStacks) {
-      free_.push_back(s);
-    } else {
-      unmap_it = true;
-      if (s.guarded) --stats_.guarded; else unguarded_.erase(base);
+    if (free_.size() <= kKeptStacks) return false;
+    // The oldest entries are the coldest.
+    const std::size_t n = std::min(max_unmaps, free_.size() - kKeptStacks);
+    try {
+      victims.assign(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(n));
+    } catch (...) {
+      return false;
+    }
+    free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(n));
+    for (const Stack& s : victims) {
+      if (s.guarded) --stats_.guarded; else unguarded_.erase(s.base);
     }
   }
-  if (unmap_it) unmap(s);
+  for (const Stack& s : victims) unmap(s);
+  std::lock_guard<std::mutex> g(m_);
+  return free_.size() > kKeptStacks;
 }
 
 void StackPool::unmap(const Stack& s) noexcept {

@@ -11,11 +11,13 @@
 //   rest of the program. Past the budget stacks are handed out unguarded rather than failing.
 // - Freed stacks are kept on a free list held outside the stacks (writing a link into a free
 //   stack would touch a page of it) and reused most-recent-first, while their pages are warm.
+//   A burst's surplus is unmapped only when a thread goes idle (trim_excess), a few at a time.
 #pragma once
 
 #include <cstddef>
 #include <mutex>
 #include <unordered_set>
+#include <deque>
 #include <vector>
 
 #include <boost/context/stack_context.hpp>
@@ -35,6 +37,9 @@ class StackPool {
   boost::context::stack_context allocate();
   void deallocate(boost::context::stack_context& sctx) noexcept;
   StackStats stats() const;
+  // Unmaps up to `max_unmaps` of the free stacks beyond the ones kept warm; true while more
+  // remain. Called by runners when their thread has nothing to do (lib/executor.cpp).
+  bool trim_excess(std::size_t max_unmaps) noexcept;
   void reset_peak();
 
  private:
@@ -47,7 +52,7 @@ class StackPool {
 
   const std::size_t usable_;   // bytes a task can use
   mutable std::mutex m_;
-  std::vector<Stack> free_;
+  std::deque<Stack> free_;   // back: most recently freed
   // Stacks handed out without a guard page: few (only past the budget), so a set is cheap.
   std::unordered_set<void*> unguarded_;
   StackStats stats_;
