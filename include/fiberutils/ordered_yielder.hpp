@@ -118,6 +118,7 @@ class OrderedYielder : public detail::StreamCore<T> {
   // Settles a place (once) and releases every value that no longer waits for an earlier one.
   void settle(std::uint64_t seq, std::optional<T>&& v) {
     std::lock_guard<std::mutex> lk(this->m_);
+    if (seq < base_) return;  // settled and released already
     Place& p = order_[static_cast<std::size_t>(seq - base_)];
     if (p.settled) return;
     p.settled = true;
