@@ -18,6 +18,7 @@
 // about to wait" and "nothing more will come" are decided under one lock.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <iterator>
@@ -79,7 +80,7 @@ class StreamCore : protected TaskGroup {
   void cancel_stream() noexcept {
     {
       std::lock_guard<std::mutex> lk(m_);
-      cancelled_ = true;
+      cancelled_.store(true, std::memory_order_release);
       wake_consumer_locked();
     }
     TaskGroup::cancel();
@@ -88,11 +89,14 @@ class StreamCore : protected TaskGroup {
   // Hands a value to the consumer, in order; m_ held. Never suspends.
   void deliver_locked(T&& v) {
     if (cancelled_ || ended_) return;  // nobody will read it
-    ++deliverable_;
-    if (overflow_.empty() &&
-        channel_.try_push(std::optional<T>(std::move(v))) == boost::fibers::channel_op_status::success)
-      return;
+    deliverable_.fetch_add(1, std::memory_order_seq_cst);
+    if (overflow_.empty()) {
+      std::optional<T> item(std::move(v));
+      if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) return;
+      v = std::move(*item);  // try_push leaves the value where it was when the channel is full
+    }
     overflow_.push_back(std::move(v));
+    attention_.store(true, std::memory_order_seq_cst);
   }
 
   // Put from the owner or a task: never suspends; inside a task, a cancellation point.
@@ -101,7 +105,13 @@ class StreamCore : protected TaskGroup {
   }
 
   bool try_admit_locked() noexcept override {
-    if (deliverable_ >= kStreamCapacity) return false;
+    if (deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) {
+      // Ask the consumer to admit after its next pop. It pops without the lock, so announce
+      // first and look again: of the two (its decrement then its look at attention_, our store
+      // then our look at deliverable_), at least one sees the other.
+      attention_.store(true, std::memory_order_seq_cst);
+      if (deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) return false;
+    }
     return !slots_ || slots_->try_acquire();
   }
   void release_locked() noexcept override {
@@ -121,7 +131,29 @@ class StreamCore : protected TaskGroup {
   // nothing is ready; a cancellation point when the consumer is a task.
   void fetch() {
     if (current_ || ended_) return;
-    const std::stop_token stop = this_task::stop_token();
+    // Fast path, without the lock: a value is waiting in the channel.
+    TaskBase* self = current_task();
+    if (self && self->group_->task_stop_requested()) throw cancelled{};
+    std::optional<T> item;
+    while (!cancelled_.load(std::memory_order_acquire) &&
+           channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
+      if (!item) continue;  // a wake-up
+      deliverable_.fetch_sub(1, std::memory_order_seq_cst);
+      if (attention_.load(std::memory_order_seq_cst)) {
+        std::lock_guard<std::mutex> lk(m_);
+        after_pop_locked();
+      }
+      if (skip_ > 0) {
+        --skip_;
+        continue;
+      }
+      current_ = std::move(item);
+      return;
+    }
+    slow_fetch(self ? self->group_->task_token() : std::stop_token{});
+  }
+
+  void slow_fetch(const std::stop_token& stop) {
     std::unique_lock<std::mutex> lk(m_);
     for (;;) {
       if (stop.stop_requested()) throw cancelled{};
@@ -168,15 +200,22 @@ class StreamCore : protected TaskGroup {
   // A value reached the consumer: it leaves room for another, so admit queued tasks. Returns
   // false when the value is to be skipped (operator++ without a dereference).
   bool take_locked(std::optional<T>&& item) {
-    --deliverable_;
-    refill_locked();
-    admit_pending_locked();
+    deliverable_.fetch_sub(1, std::memory_order_seq_cst);
+    after_pop_locked();
     if (skip_ > 0) {
       --skip_;
       return false;
     }
     current_ = std::move(item);
     return true;
+  }
+
+  // A value left: move overflow into the channel and start tasks held back for room.
+  void after_pop_locked() {
+    attention_.store(false, std::memory_order_seq_cst);
+    refill_locked();
+    if (!overflow_.empty()) attention_.store(true, std::memory_order_seq_cst);
+    admit_pending_locked();  // sets attention_ again if the buffer is still full
   }
 
   void refill_locked() {
@@ -207,10 +246,14 @@ class StreamCore : protected TaskGroup {
 
   boost::fibers::buffered_channel<std::optional<T>> channel_{kStreamCapacity};
   std::deque<T> overflow_;
-  std::size_t deliverable_ = 0;  // values in channel_ and overflow_
+  // Values in channel_ and overflow_. Atomic because the consumer pops without the lock.
+  std::atomic<std::size_t> deliverable_{0};
+  // Set (under m_) when the consumer's next pop must take the lock: values wait in overflow_,
+  // or tasks wait for room in the buffer.
+  std::atomic<bool> attention_{false};
   std::optional<Semaphore> slots_;
   bool consumer_waiting_ = false;
-  bool cancelled_ = false;
+  std::atomic<bool> cancelled_{false};  // written under m_; read by the fast path too
   // Consumer-only state (one consumer at a time).
   bool ended_ = false;
   std::optional<T> current_;
