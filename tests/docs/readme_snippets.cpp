@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The README's examples that are not samples, compiled and run: check_readme_snippets.py makes sure
+// each README block tagged `<!-- snippet: FILE#NAME -->` is, line for line, the region between the
+// `// [NAME]` markers of FILE, so what the README shows is what this test builds and checks.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fiberutils/fiberutils.hpp>
+
+namespace fu = fiberutils;
+using namespace std::chrono_literals;
+
+namespace {
+std::string fetch(const std::string& url) {
+  fu::this_task::sleep_for(1ms);  // stands in for I/O
+  return "<page " + url + ">";
+}
+int parse(const std::string& page) { return static_cast<int>(page.size()); }
+}  // namespace
+
+TEST_CASE("README: a Pool producer with wait_available backpressure never queues past the limit") {
+  std::vector<std::string> urls(40, "https://example.org/");
+  std::atomic<int> running{0}, high_water{0}, done{0};
+  // [pool]
+  fu::Pool pool(4);  // at most 4 fetches at once
+  for (const std::string& url : urls) {
+    pool.wait_available();  // a producer that would rather wait than queue thousands of tasks
+    pool.spawn([&](const std::string& u) {
+      int now = ++running;
+      int seen = high_water.load();
+      while (now > seen && !high_water.compare_exchange_weak(seen, now)) {}
+      fetch(u);
+      --running;
+      ++done;
+    }, url);
+  }
+  pool.join();
+  // [pool]
+  CHECK(done == 40);
+  CHECK(high_water <= 4);
+}
+
+TEST_CASE("README: a Semaphore bounds a section across tasks") {
+  int inside = 0, most_inside = 0;
+  // [semaphore]
+  fu::Semaphore connections(2);  // at most 2 tasks in the section at once
+  fu::Group g;
+  for (int i = 0; i < 10; ++i) {
+    g.spawn([&] {
+      connections.acquire();  // suspends this fiber only; a cancellation point
+      most_inside = std::max(most_inside, ++inside);
+      fu::this_task::sleep_for(1ms);
+      --inside;
+      connections.release();
+    });
+  }
+  g.join();
+  // [semaphore]
+  CHECK(most_inside == 2);
+}
+
+namespace {
+// [yielding]
+fu::Yielder<int> page_sizes(std::vector<std::string> urls) {
+  return fu::yielding<int>(8, [urls = std::move(urls)](fu::Yielder<int>& y) {
+    for (const std::string& url : urls)
+      y.spawn([](const std::string& u) { return parse(fetch(u)); }, url);
+  });
+}
+// [yielding]
+}  // namespace
+
+TEST_CASE("README: yielding() returns a stream that a function hands back and a loop drains") {
+  std::vector<std::string> urls{"a", "bb", "ccc"};
+  std::vector<int> got;
+  // [yielding-use]
+  for (int size : page_sizes(urls)) got.push_back(size);  // in completion order
+  // [yielding-use]
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<int>{8, 9, 10});
+}
+
+TEST_CASE("README: OrderedYielder yields in spawn order, optional results may yield nothing") {
+  std::vector<int> got;
+  // [ordered]
+  fu::OrderedYielder<int> squares(4);
+  for (int i = 0; i < 10; ++i) {
+    squares.spawn([](int i) -> std::optional<int> {
+      fu::this_task::sleep_for(std::chrono::milliseconds(10 - i));  // later spawns finish first
+      if (i % 3 == 0) return std::nullopt;  // yields nothing; its place is skipped
+      return i * i;
+    }, i);
+  }
+  for (int v : squares) got.push_back(v);  // 1 4 16 25 49 64: spawn order
+  // [ordered]
+  CHECK(got == std::vector<int>{1, 4, 16, 25, 49, 64});
+}
+
+TEST_CASE("README: a Group with its own stack size runs a task that needs a big stack") {
+  std::size_t used = 0;
+  // [stack]
+  fu::Group deep(fu::StackSize{1024 * 1024});  // 1 MiB stacks for this group's tasks
+  deep.spawn([&] {
+    std::array<char, 512 * 1024> buffer{};  // on the stack: more than the 128 KiB default
+    used = buffer.size();
+  });
+  deep.join();
+  // [stack]
+  CHECK(used == 512 * 1024);
+}
