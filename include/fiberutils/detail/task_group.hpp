@@ -93,7 +93,6 @@ class TaskGroup {
 
   std::size_t stack_size_;
   std::size_t count_ = 0;        // spawned and not finished, pending included
-  std::size_t joiners_ = 0;      // fibers waiting on idle_cv_
   std::exception_ptr error_;     // first error not yet rethrown
   std::stop_source stop_;        // shared by the tasks of this "generation" (until join returns)
   TaskQueue pending_;            // spawned, not admitted yet
