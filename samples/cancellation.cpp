@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 
 int main() {
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed_ms = [&] {
+  auto elapsed_ms = [&]() -> long long {  // printed with %lld: rep is long on some platforms
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now() - start).count();
   };
