@@ -14,6 +14,16 @@
 #if FIBERUTILS_VALGRIND
 #include <valgrind/valgrind.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBERUTILS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBERUTILS_ASAN 1
+#endif
+#endif
+#ifdef FIBERUTILS_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace fiberutils::detail {
 namespace {
@@ -110,6 +120,12 @@ boost::context::stack_context StackPool::allocate() {
     }
     stats_.peak_live = std::max(stats_.peak_live, ++stats_.live);
   }
+#ifdef FIBERUTILS_ASAN
+  // A fiber leaves its stack for good by a stack switch, not by returning: the redzones of the
+  // frames it was in stay poisoned, and would be reported as overflows by the next fiber whose
+  // frames land there.
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(s.base) + page, usable_);
+#endif
   boost::context::stack_context sctx;
   sctx.size = usable_;
   sctx.sp = static_cast<char*>(s.base) + page + usable_;
