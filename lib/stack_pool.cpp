@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <new>
+#include <unordered_map>
 
 #include "fiberutils_config.hpp"
 #if FIBERUTILS_VALGRIND
@@ -65,6 +66,20 @@ Registry& registry() {
   static Registry* r = new Registry;
   return *r;
 }
+
+#if FIBERUTILS_VALGRIND
+// Valgrind's id of each stack handed out, by its top. Kept here, not in
+// stack_context::valgrind_stack_id: that member exists only with BOOST_USE_VALGRIND, which would
+// change stack_context's layout against Debian's libboost_fiber.so. Leaked like the registry.
+struct ValgrindStacks {
+  std::mutex m;
+  std::unordered_map<void*, unsigned> ids;
+};
+ValgrindStacks& valgrind_stacks() {
+  static ValgrindStacks* v = new ValgrindStacks;
+  return *v;
+}
+#endif
 
 }  // namespace
 
@@ -130,7 +145,12 @@ boost::context::stack_context StackPool::allocate() {
   sctx.size = usable_;
   sctx.sp = static_cast<char*>(s.base) + page + usable_;
 #if FIBERUTILS_VALGRIND
-  sctx.valgrind_stack_id = VALGRIND_STACK_REGISTER(sctx.sp, static_cast<char*>(sctx.sp) - usable_);
+  {
+    const unsigned id = VALGRIND_STACK_REGISTER(static_cast<char*>(sctx.sp) - usable_, sctx.sp);
+    ValgrindStacks& vs = valgrind_stacks();
+    std::lock_guard<std::mutex> g(vs.m);
+    vs.ids[sctx.sp] = id;
+  }
 #endif
   return sctx;
 }
@@ -138,7 +158,15 @@ boost::context::stack_context StackPool::allocate() {
 void StackPool::deallocate(boost::context::stack_context& sctx) noexcept {
   const std::size_t page = page_size();
 #if FIBERUTILS_VALGRIND
-  VALGRIND_STACK_DEREGISTER(sctx.valgrind_stack_id);
+  {
+    ValgrindStacks& vs = valgrind_stacks();
+    std::lock_guard<std::mutex> g(vs.m);
+    auto it = vs.ids.find(sctx.sp);
+    if (it != vs.ids.end()) {
+      VALGRIND_STACK_DEREGISTER(it->second);
+      vs.ids.erase(it);
+    }
+  }
 #endif
   void* base = static_cast<char*>(sctx.sp) - usable_ - page;
   std::lock_guard<std::mutex> g(m_);
