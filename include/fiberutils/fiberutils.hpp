@@ -11,4 +11,5 @@
 #include <fiberutils/stack_size.hpp>
 #include <fiberutils/stack_stats.hpp>
 #include <fiberutils/this_task.hpp>
+#include <fiberutils/version.hpp>
 #include <fiberutils/yielder.hpp>
