@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// fiberutils against hand-written Boost.Fiber, workload by workload (issue 9's W1-W7 and micro
+// benchmarks). Every measurement runs in a fresh process (this program re-executes itself with
+// --child), so page faults of one run don't warm the next; the driver reads the child's peak RSS
+// with wait4() and prints one table with the same run's floor (a fresh page's first touch, a fiber
+// context switch). Every run checks its result and fails loudly when wrong.
+//
+// usage: bench [--quick] [--only NAME] [--runs K]
+//   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/fiber/all.hpp>
+#include <fiberutils/fiberutils.hpp>
+
+namespace fu = fiberutils;
+namespace bf = boost::fibers;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "bench: WRONG RESULT: %s\n", what);
+  std::exit(3);
+}
+void check(bool ok, const char* what) {
+  if (!ok) fail(what);
+}
+
+// ---- The hand-written baseline: what a careful user writes with raw Boost.Fiber -------------
+constexpr std::size_t kStackBytes = 128 * 1024;  // the same size fiberutils uses by default
+
+bf::pooled_fixedsize_stack& shared_stacks() {
+  static bf::pooled_fixedsize_stack stacks(kStackBytes);
+  return stacks;
+}
+
+// A group: a fiber mutex + condition variable around a counter; fibers are detached.
+struct RawGroup {
+  bf::mutex m;
+  bf::condition_variable cv;
+  long count = 0;
+  template <class F>
+  void spawn(F f) {
+    {
+      std::lock_guard<bf::mutex> lk(m);
+      ++count;
+    }
+    bf::fiber(std::allocator_arg, shared_stacks(), [this, f = std::move(f)]() mutable {
+      f();
+      std::lock_guard<bf::mutex> lk(m);
+      if (--count == 0) cv.notify_all();
+    }).detach();
+  }
+  void join() {
+    std::unique_lock<bf::mutex> lk(m);
+    cv.wait(lk, [&] { return count == 0; });
+  }
+};
+
+// A semaphore taken by the spawner to limit concurrency.
+struct RawSemaphore {
+  bf::mutex m;
+  bf::condition_variable cv;
+  long permits;
+  explicit RawSemaphore(long n) : permits(n) {}
+  void acquire() {
+    std::unique_lock<bf::mutex> lk(m);
+    cv.wait(lk, [&] { return permits > 0; });
+    --permits;
+  }
+  void release() {
+    {
+      std::lock_guard<bf::mutex> lk(m);
+      ++permits;
+    }
+    cv.notify_one();
+  }
+};
+
+struct HighWater {
+  long now = 0, most = 0;
+  void enter() { most = std::max(most, ++now); }
+  void leave() { --now; }
+};
+
+// ---- Workloads: each returns its high-water mark (or 0) and checks its own result ----------
+struct Params {
+  long n;             // tasks
+  long outer, inner;  // W2
+  std::chrono::milliseconds sleep;
+  long limit;
+};
+
+long w1_spawn_join(bool fiberutils, const Params& p) {
+  long sum = 0;
+  if (fiberutils) {
+    fu::Group g;
+    for (long i = 0; i < p.n; ++i) g.spawn([&sum](long i) { sum += i; }, i);
+    g.join();
+  } else {
+    RawGroup g;
+    for (long i = 0; i < p.n; ++i) g.spawn([&sum, i] { sum += i; });
+    g.join();
+  }
+  check(sum == p.n * (p.n - 1) / 2, "W1 sum");
+  return 0;
+}
+
+long w2_nested(bool fiberutils, const Params& p) {
+  std::atomic<long> inner_done{0};
+  if (fiberutils) {
+    fu::Group g;
+    for (long i = 0; i < p.outer; ++i)
+      g.spawn([&] {
+        fu::this_task::sleep_for(p.sleep);
+        for (long j = 0; j < p.inner; ++j)
+          g.spawn([&] {
+            fu::this_task::sleep_for(p.sleep);
+            ++inner_done;
+          });
+      });
+    g.join();
+  } else {
+    RawGroup g;
+    for (long i = 0; i < p.outer; ++i)
+      g.spawn([&] {
+        boost::this_fiber::sleep_for(p.sleep);
+        for (long j = 0; j < p.inner; ++j)
+          g.spawn([&] {
+            boost::this_fiber::sleep_for(p.sleep);
+            ++inner_done;
+          });
+      });
+    g.join();
+  }
+  check(inner_done == p.outer * p.inner, "W2 inner tasks");
+  return 0;
+}
+
+long w3_sleepers(bool fiberutils, const Params& p) {
+  HighWater asleep;
+  long woke = 0;
+  auto body = [&](auto sleep) {
+    asleep.enter();
+    sleep(p.sleep);
+    asleep.leave();
+    ++woke;
+  };
+  if (fiberutils) {
+    fu::Group g;
+    for (long i = 0; i < p.n; ++i) g.spawn([&] { body([](auto d) { fu::this_task::sleep_for(d); }); });
+    g.join();
+  } else {
+    RawGroup g;
+    for (long i = 0; i < p.n; ++i)
+      g.spawn([&] { body([](auto d) { boost::this_fiber::sleep_for(d); }); });
+    g.join();
+  }
+  check(woke == p.n, "W3 sleepers woke");
+  return asleep.most;
+}
+
+long w4_unordered(bool fiberutils, const Params& p) {
+  long sum = 0, count = 0;
+  if (fiberutils) {
+    fu::Yielder<long> y;
+    for (long i = 0; i < p.n; ++i) y.spawn([](long i) { return i; }, i);
+    for (long v : y) {
+      sum += v;
+      ++count;
+    }
+  } else {
+    bf::buffered_channel<long> channel(1024);
+    RawGroup g;
+    for (long i = 0; i < p.n; ++i) g.spawn([&channel, i] { channel.push(i); });
+    bf::fiber closer(std::allocator_arg, shared_stacks(), [&] {
+      g.join();
+      channel.close();
+    });
+    long v;
+    while (channel.pop(v) == bf::channel_op_status::success) {
+      sum += v;
+      ++count;
+    }
+    closer.join();
+  }
+  check(count == p.n && sum == p.n * (p.n - 1) / 2, "W4 sum");
+  return 0;
+}
+
+long w5_ordered(bool fiberutils, const Params& p) {
+  long expected = 0;
+  if (fiberutils) {
+    fu::OrderedYielder<long> y;
+    for (long i = 0; i < p.n; ++i) y.spawn([](long i) { return i; }, i);
+    for (long v : y) check(v == expected++, "W5 order");
+  } else {
+    std::vector<bf::future<long>> futures;
+    futures.reserve(static_cast<std::size_t>(p.n));
+    for (long i = 0; i < p.n; ++i)
+      futures.push_back(bf::async(bf::launch::post, std::allocator_arg, shared_stacks(),
+                                  [i] { return i; }));
+    for (auto& f : futures) check(f.get() == expected++, "W5 order");
+  }
+  check(expected == p.n, "W5 count");
+  return 0;
+}
+
+long w6_pool(bool fiberutils, const Params& p) {
+  HighWater running;
+  long sum = 0;
+  if (fiberutils) {
+    fu::Pool pool(p.limit);
+    for (long i = 0; i < p.n; ++i)
+      pool.spawn([&](long i) {
+        running.enter();
+        fu::this_task::yield();
+        running.leave();
+        sum += i;
+      }, i);
+    pool.join();
+  } else {
+    RawGroup g;
+    RawSemaphore slots(p.limit);
+    for (long i = 0; i < p.n; ++i) {
+      slots.acquire();
+      g.spawn([&, i] {
+        running.enter();
+        boost::this_fiber::yield();
+        running.leave();
+        sum += i;
+        slots.release();
+      });
+    }
+    g.join();
+  }
+  check(sum == p.n * (p.n - 1) / 2, "W6 sum");
+  check(running.most <= p.limit, "W6 high-water mark above the limit");
+  return running.most;
+}
+
+long w7_fanout(bool fiberutils, const Params& p) {
+  HighWater running;
+  long done = 0;
+  if (fiberutils) {
+    fu::Pool pool(p.limit);
+    for (long i = 0; i < p.n; ++i)
+      pool.spawn([&] {
+        running.enter();
+        fu::this_task::sleep_for(p.sleep);
+        running.leave();
+        ++done;
+      });
+    pool.join();
+  } else {
+    RawGroup g;
+    RawSemaphore slots(p.limit);
+    for (long i = 0; i < p.n; ++i) {
+      slots.acquire();
+      g.spawn([&] {
+        running.enter();
+        boost::this_fiber::sleep_for(p.sleep);
+        running.leave();
+        ++done;
+        slots.release();
+      });
+    }
+    g.join();
+  }
+  check(done == p.n, "W7 tasks");
+  check(running.most <= p.limit, "W7 high-water mark above the limit");
+  return running.most;
+}
+
+// ---- Micro-benchmarks: `iterations` operations, the result is the time of all of them -------
+long micro_spawn_join(bool fiberutils, const Params& p) {
+  long sum = 0;
+  if (fiberutils) {
+    fu::Group g;
+    for (long i = 0; i < p.n; ++i) {
+      g.spawn([&sum] { ++sum; });
+      g.join();
+    }
+  } else {
+    for (long i = 0; i < p.n; ++i) bf::fiber(std::allocator_arg, shared_stacks(), [&sum] { ++sum; }).join();
+  }
+  check(sum == p.n, "spawn+join count");
+  return 0;
+}
+
+long micro_semaphore(bool fiberutils, const Params& p) {
+  if (fiberutils) {
+    fu::Semaphore s(1);
+    for (long i = 0; i < p.n; ++i) {
+      s.acquire();
+      s.release();
+    }
+    check(s.count() == 1, "semaphore count");
+  } else {
+    bf::mutex m;
+    for (long i = 0; i < p.n; ++i) {
+      m.lock();
+      m.unlock();
+    }
+  }
+  return 0;
+}
+
+long micro_stream_value(bool fiberutils, const Params& p) {
+  long sum = 0;
+  if (fiberutils) {
+    fu::Yielder<long> y;
+    auto it = y.begin();
+    for (long i = 0; i < p.n; ++i) {
+      y.put(i);
+      sum += *it;
+      ++it;
+    }
+  } else {
+    bf::buffered_channel<long> channel(1024);
+    long v = 0;
+    for (long i = 0; i < p.n; ++i) {
+      channel.push(i);
+      channel.pop(v);
+      sum += v;
+    }
+  }
+  check(sum == p.n * (p.n - 1) / 2, "stream values");
+  return 0;
+}
+
+// ---- Floors ---------------------------------------------------------------------------------
+double floor_page_touch_ns() {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)), pages = 16384;
+  char* p = static_cast<char*>(::mmap(nullptr, page * pages, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  check(p != MAP_FAILED, "mmap");
+  const auto t0 = Clock::now();
+  for (std::size_t i = 0; i < pages; ++i) p[i * page] = 1;
+  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+  ::munmap(p, page * pages);
+  return ns / static_cast<double>(pages);
+}
+
+double floor_context_switch_ns() {
+  constexpr long kRounds = 200000;
+  auto spin = [] {
+    for (long i = 0; i < kRounds; ++i) boost::this_fiber::yield();
+  };
+  const auto t0 = Clock::now();
+  bf::fiber a(spin), b(spin);
+  a.join();
+  b.join();
+  return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / (2.0 * kRounds);
+}
+
+// ---- The table ------------------------------------------------------------------------------
+enum class Unit { kPerTask, kIdeal, kPerOp };
+
+// What a perfect scheduler takes for a sleep workload: the sleeps of the longest chain of tasks.
+double ideal_seconds(const Params& p) {
+  const double sleep = std::chrono::duration<double>(p.sleep).count();
+  if (p.outer > 0) return 2 * sleep;                                 // W2: outer, then inner
+  if (p.limit > 0) return static_cast<double>((p.n + p.limit - 1) / p.limit) * sleep;  // W7
+  return sleep;                                                      // W3
+}
+
+struct Workload {
+  std::string name;
+  long (*run)(bool, const Params&);
+  Params full, quick;
+  Unit unit;
+};
+
+const std::vector<Workload>& workloads() {
+  static const std::vector<Workload> w = {
+      {"W1 spawn+join 100,000", w1_spawn_join, {100000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerTask},
+      {"W2 nested 10x10, 100 ms", w2_nested, {0, 10, 10, 100ms, 0}, {0, 3, 3, 10ms, 0}, Unit::kIdeal},
+      {"W2big nested 100x100, 10 ms", w2_nested, {0, 100, 100, 10ms, 0}, {0, 5, 5, 10ms, 0}, Unit::kIdeal},
+      {"W3 sleepers 100,000 x 200 ms", w3_sleepers, {100000, 0, 0, 200ms, 0}, {200, 0, 0, 20ms, 0}, Unit::kIdeal},
+      {"W3 sleepers 10,000 x 200 ms", w3_sleepers, {10000, 0, 0, 200ms, 0}, {100, 0, 0, 20ms, 0}, Unit::kIdeal},
+      {"W4 Yielder 1,000,000", w4_unordered, {1000000, 0, 0, 0ms, 0}, {3000, 0, 0, 0ms, 0}, Unit::kPerTask},
+      {"W4 Yielder 100,000", w4_unordered, {100000, 0, 0, 0ms, 0}, {500, 0, 0, 0ms, 0}, Unit::kPerTask},
+      {"W5 OrderedYielder 1,000,000", w5_ordered, {1000000, 0, 0, 0ms, 0}, {3000, 0, 0, 0ms, 0}, Unit::kPerTask},
+      {"W5 OrderedYielder 100,000", w5_ordered, {100000, 0, 0, 0ms, 0}, {500, 0, 0, 0ms, 0}, Unit::kPerTask},
+      {"W6 Pool(64) 100,000, yield once", w6_pool, {100000, 0, 0, 0ms, 64}, {1000, 0, 0, 0ms, 64}, Unit::kPerTask},
+      {"W7 Pool(100) 10,000 x 5 ms", w7_fanout, {10000, 0, 0, 5ms, 100}, {200, 0, 0, 5ms, 100}, Unit::kIdeal},
+      {"micro spawn+join one task", micro_spawn_join, {200000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
+      {"micro Semaphore acquire+release (vs fiber mutex)", micro_semaphore, {10000000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
+      {"micro one stream value (vs channel push+pop)", micro_stream_value, {2000000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
+  };
+  return w;
+}
+
+struct Sample {
+  double seconds = 0;
+  long high_water = 0;
+  double rss_kib = 0;
+};
+
+int child_main(int argc, char** argv) {
+  // --child INDEX fu|raw quick|full [n-override]
+  const Workload& w = workloads().at(static_cast<std::size_t>(std::atol(argv[2])));
+  const bool fiberutils = std::strcmp(argv[3], "fu") == 0;
+  Params p = std::strcmp(argv[4], "quick") == 0 ? w.quick : w.full;
+  if (argc > 5) p.n = std::atol(argv[5]);
+  const auto t0 = Clock::now();
+  const long hw = p.n == 0 && w.unit != Unit::kIdeal ? 0 : w.run(fiberutils, p);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("%.9f %ld\n", s, hw);
+  return 0;
+}
+
+// Runs one measurement in a fresh process.
+Sample run_child(std::size_t index, bool fiberutils, bool quick, long n_override = -1) {
+  int out[2];
+  check(::pipe(out) == 0, "pipe");
+  const pid_t pid = ::fork();
+  check(pid >= 0, "fork");
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    std::string idx = std::to_string(index), n = std::to_string(n_override);
+    std::vector<const char*> args = {"bench", "--child", idx.c_str(), fiberutils ? "fu" : "raw",
+                                     quick ? "quick" : "full"};
+    if (n_override >= 0) args.push_back(n.c_str());
+    args.push_back(nullptr);
+    ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t r; (r = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(r));
+  ::close(out[0]);
+  int status = 0;
+  rusage usage{};
+  check(::wait4(pid, &status, 0, &usage) == pid, "wait4");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "bench: %s (%s) failed\n", workloads()[index].name.c_str(),
+                 fiberutils ? "fiberutils" : "baseline");
+    std::exit(1);
+  }
+  Sample s;
+  check(std::sscanf(text.c_str(), "%lf %ld", &s.seconds, &s.high_water) == 2, "child output");
+  s.rss_kib = static_cast<double>(usage.ru_maxrss);
+  return s;
+}
+
+Sample median_of(std::size_t index, bool fiberutils, bool quick, int runs, long n_override = -1) {
+  std::vector<Sample> v;
+  for (int r = 0; r < runs; ++r) v.push_back(run_child(index, fiberutils, quick, n_override));
+  std::sort(v.begin(), v.end(), [](const Sample& a, const Sample& b) { return a.seconds < b.seconds; });
+  return v[v.size() / 2];
+}
+
+std::string mib(double kib) {
+  char b[32];
+  if (kib >= 1024 * 1024) std::snprintf(b, sizeof b, "%.2f GiB", kib / 1024 / 1024);
+  else std::snprintf(b, sizeof b, "%.0f MiB", kib / 1024);
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return child_main(argc, argv);
+  bool quick = false;
+  int runs = 3;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    else if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
+    else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: bench [--quick] [--only NAME] [--runs K]\n");
+      return 2;
+    }
+  }
+  if (quick) runs = 1;
+
+  std::printf("floor: first touch of a fresh page %.0f ns, fiber context switch %.1f ns\n\n",
+              floor_page_touch_ns(), floor_context_switch_ns());
+  std::printf("| workload | fiberutils | baseline (raw Boost.Fiber) | baseline / fiberutils | peak RSS fiberutils | peak RSS baseline |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  std::map<std::string, std::pair<Sample, Sample>> results;
+  for (std::size_t i = 0; i < workloads().size(); ++i) {
+    const Workload& w = workloads()[i];
+    if (!only.empty() && w.name.find(only) == std::string::npos) continue;
+    const Sample f = median_of(i, true, quick, runs);
+    const Sample b = median_of(i, false, quick, runs);
+    results[w.name] = {f, b};
+    const Params& p = quick ? w.quick : w.full;
+    char fs[96], bs[96], ratio[64];
+    if (w.unit == Unit::kIdeal) {
+      const double ideal_used = ideal_seconds(p);
+      std::snprintf(fs, sizeof fs, "%.3fx ideal (+%.1f ms)", f.seconds / ideal_used, (f.seconds - ideal_used) * 1e3);
+      std::snprintf(bs, sizeof bs, "%.3fx ideal (+%.1f ms)", b.seconds / ideal_used, (b.seconds - ideal_used) * 1e3);
+      std::snprintf(ratio, sizeof ratio, "over ideal: %.1fx", (b.seconds - ideal_used) / std::max(1e-6, f.seconds - ideal_used));
+    } else {
+      const double ops = static_cast<double>(p.n);
+      std::snprintf(fs, sizeof fs, "%.1f ns", f.seconds * 1e9 / ops);
+      std::snprintf(bs, sizeof bs, "%.1f ns", b.seconds * 1e9 / ops);
+      std::snprintf(ratio, sizeof ratio, "%.2fx", b.seconds / f.seconds);
+    }
+    std::printf("| %s | %s | %s | %s | %s | %s |\n", w.name.c_str(), fs, bs, ratio,
+                mib(f.rss_kib).c_str(), mib(b.rss_kib).c_str());
+    if (w.name.rfind("W3", 0) == 0) {
+      // RSS per task asleep at once: (peak RSS - the same program's at N = 0) / high-water mark.
+      const Sample f0 = run_child(i, true, quick, 0), b0 = run_child(i, false, quick, 0);
+      std::printf("|   %s: asleep at once | %ld, %.1f KiB each | %ld, %.1f KiB each | | | |\n",
+                  w.name.c_str(), f.high_water, (f.rss_kib - f0.rss_kib) / std::max(1L, f.high_water),
+                  b.high_water, (b.rss_kib - b0.rss_kib) / std::max(1L, b.high_water));
+      results[w.name + " per task"] = {Sample{0, f.high_water, (f.rss_kib - f0.rss_kib) / std::max(1L, f.high_water)},
+                                       Sample{0, b.high_water, (b.rss_kib - b0.rss_kib) / std::max(1L, b.high_water)}};
+    }
+  }
+  if (quick) {
+    std::printf("\nquick run (sizes reduced, names give the full sizes): every result checked\n");
+    return 0;
+  }
+
+  // The targets of issue 9, from this run's figures.
+  std::printf("\n");
+  auto target = [&](const char* what, const std::string& name, auto ok) {
+    auto it = results.find(name);
+    if (it == results.end()) return;
+    std::printf("target %-60s %s\n", what, ok(it->second.first, it->second.second) ? "met" : "NOT MET");
+  };
+  auto over = [](const Sample& s, double ideal) { return s.seconds - ideal; };  // time over ideal
+  target("W1: >= 100x faster than the baseline", "W1 spawn+join 100,000",
+         [](auto& f, auto& b) { return b.seconds >= 100 * f.seconds; });
+  target("W2: within 5% of ideal", "W2 nested 10x10, 100 ms", [](auto& f, auto&) { return f.seconds <= 0.2 * 1.05; });
+  target("W2big: time over ideal <= 1/4 of the baseline's", "W2big nested 100x100, 10 ms",
+         [&](auto& f, auto& b) { return over(f, 0.02) * 4 <= over(b, 0.02); });
+  target("W3 100,000: time over ideal <= 1/4 of the baseline's", "W3 sleepers 100,000 x 200 ms",
+         [&](auto& f, auto& b) { return over(f, 0.2) * 4 <= over(b, 0.2); });
+  target("W3 100,000: <= 8 KiB RSS per task asleep", "W3 sleepers 100,000 x 200 ms per task",
+         [](auto& f, auto&) { return f.rss_kib <= 8; });
+  target("W3 10,000: time over ideal <= 1/2 of the baseline's", "W3 sleepers 10,000 x 200 ms",
+         [&](auto& f, auto& b) { return over(f, 0.2) * 2 <= over(b, 0.2); });
+  for (const char* w : {"W4 Yielder 1,000,000", "W5 OrderedYielder 1,000,000"}) {
+    target((std::string(w).substr(0, 2) + ": >= 50x faster than the baseline").c_str(), w,
+           [](auto& f, auto& b) { return b.seconds >= 50 * f.seconds; });
+    target((std::string(w).substr(0, 2) + ": peak RSS <= 128 MiB").c_str(), w,
+           [](auto& f, auto&) { return f.rss_kib <= 128 * 1024; });
+  }
+  target("W6: <= half the baseline's time per task", "W6 Pool(64) 100,000, yield once",
+         [](auto& f, auto& b) { return 2 * f.seconds <= b.seconds; });
+  target("W7: within 5% of ideal", "W7 Pool(100) 10,000 x 5 ms", [](auto& f, auto&) { return f.seconds <= 0.5 * 1.05; });
+  target("Semaphore: within 1.2x of a fiber mutex lock+unlock", "micro Semaphore acquire+release (vs fiber mutex)",
+         [](auto& f, auto& b) { return f.seconds <= 1.2 * b.seconds; });
+  target("stream value: within 1.3x of a channel push+pop", "micro one stream value (vs channel push+pop)",
+         [](auto& f, auto& b) { return f.seconds <= 1.3 * b.seconds; });
+  return 0;
+}
