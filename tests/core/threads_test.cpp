@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Groups across threads: threads looping their own groups, one group spawned into by one thread
+// and joined by two, spawning from a thread that then joins.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <fiberutils/fiberutils.hpp>
+
+namespace fu = fiberutils;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST_CASE("5 threads each looping their own groups and pools for a while") {
+  std::atomic<long> total{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 5; ++t)
+    threads.emplace_back([&] {
+      const auto until = Clock::now() + 300ms;
+      long rounds = 0;
+      while (Clock::now() < until || rounds < 10) {
+        fu::Group g;
+        fu::Pool p(3);
+        long local = 0;
+        for (int i = 0; i < 20; ++i) {
+          g.spawn([&] {
+            fu::this_task::yield();
+            g.spawn([&] { ++local; });
+          });
+          p.spawn([&] { ++local; });
+        }
+        g.join();
+        p.join();
+        CHECK(local == 40);
+        total += local;
+        ++rounds;
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(total >= 5 * 10 * 40);
+}
+
+TEST_CASE("one group that one thread spawns into and two threads join") {
+  fu::Group g;
+  std::atomic<int> ran{0};
+  std::atomic<bool> spawning_done{false};
+  std::atomic<int> joined{0};
+  std::thread spawner([&] {
+    for (int i = 0; i < 200; ++i) {
+      g.spawn([&] {
+        fu::this_task::sleep_for(100us);
+        ++ran;
+      });
+      if (i % 20 == 0) fu::this_task::sleep_for(1ms);  // lets this thread run its tasks
+    }
+    spawning_done = true;
+    g.join();  // the tasks run on this thread: it must suspend for them
+  });
+  auto joiner = [&] {
+    while (!spawning_done) std::this_thread::yield();
+    g.join();
+    CHECK(ran == 200);
+    ++joined;
+  };
+  std::thread a(joiner), b(joiner);
+  spawner.join();
+  a.join();
+  b.join();
+  CHECK(joined == 2);
+  CHECK(g.size() == 0);
+}
+
+TEST_CASE("tasks spawned from another thread run there and are counted by this thread's join") {
+  fu::Group g;
+  std::thread::id ran_on, spawner_id;
+  std::thread other([&] {
+    spawner_id = std::this_thread::get_id();
+    g.spawn([&] { ran_on = std::this_thread::get_id(); });
+    g.join();
+  });
+  other.join();
+  g.join();
+  CHECK(ran_on == spawner_id);
+  CHECK(ran_on != std::this_thread::get_id());
+  CHECK(g.size() == 0);
+}
