@@ -20,6 +20,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <utility>
 
 #include <fiberutils/detail/stream.hpp>
@@ -145,3 +146,8 @@ OrderedYielder<T> ordered_yielding(std::ptrdiff_t limit, Body&& body) {
 }
 
 }  // namespace fiberutils
+
+// size() counts unfinished tasks, not the values still to come: without this, std::ranges would
+// take a stream for a sized range and ranges::size / ranges::distance would return the task count.
+template <class T>
+inline constexpr bool std::ranges::disable_sized_range<fiberutils::OrderedYielder<T>> = true;

@@ -39,6 +39,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <ranges>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -142,3 +143,8 @@ Yielder<T> yielding(std::ptrdiff_t limit, Body&& body) {
 }
 
 }  // namespace fiberutils
+
+// size() counts unfinished tasks, not the values still to come: without this, std::ranges would
+// take a stream for a sized range and ranges::size / ranges::distance would return the task count.
+template <class T>
+inline constexpr bool std::ranges::disable_sized_range<fiberutils::Yielder<T>> = true;
