@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// fu::Yielder and fu::yielding(): what is yielded, nesting, limits, ranges, errors, backpressure.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <fiberutils/fiberutils.hpp>
+
+#include "stream_test_support.hpp"
+
+namespace fu = fiberutils;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using stream_tests::HighWater;
+
+using YI = decltype(std::declval<fu::Yielder<int>&>().begin());
+static_assert(std::ranges::input_range<fu::Yielder<int>>);
+static_assert(std::ranges::common_range<fu::Yielder<int>>);
+// size() is the task count, so a stream must not pass for a sized range.
+static_assert(!std::ranges::sized_range<fu::Yielder<int>>);
+static_assert(!std::ranges::sized_range<fu::OrderedYielder<int>>);
+static_assert(std::is_same_v<std::ranges::range_value_t<fu::Yielder<int>>, int>);
+static_assert(std::is_same_v<std::iterator_traits<YI>::iterator_category, std::input_iterator_tag>);
+static_assert(!std::is_copy_constructible_v<fu::Yielder<int>> &&
+              !std::is_move_constructible_v<fu::Yielder<int>>);
+
+TEST_CASE("two levels of nested spawns plus a put are all yielded in about two sleep levels") {
+  fu::Yielder<int> y;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 5; ++i)
+    y.spawn([&y](int i) {
+      fu::this_task::sleep_for(100ms);
+      for (int j = 0; j < 5; ++j)
+        y.spawn([](int v) {
+          fu::this_task::sleep_for(100ms);
+          return v;
+        }, i * 10 + j);
+      return 1000 + i;
+    }, i);
+  y.put(-1);
+  std::multiset<int> got;
+  for (int v : y) got.insert(v);
+  const auto took = Clock::now() - t0;
+  CHECK(got.size() == 31);
+  CHECK(got.count(-1) == 1);
+  CHECK(got.count(1004) == 1);
+  CHECK(got.count(44) == 1);
+  CHECK(took >= 200ms);
+  CHECK(took < 2s);  // 0.2 s of sleeps: concurrent, not 5 s in sequence
+}
+
+TEST_CASE("tasks returning void yield nothing: an empty stream ends") {
+  fu::Yielder<int> y;
+  int ran = 0;
+  for (int i = 0; i < 10; ++i) y.spawn([&] { ++ran; });
+  CHECK(std::ranges::distance(y) == 0);
+  CHECK(ran == 10);
+}
+
+TEST_CASE("std::optional results yield the engaged ones only") {
+  fu::Yielder<int> y;
+  for (int i = 0; i < 10; ++i)
+    y.spawn([](int i) -> std::optional<int> {
+      if (i % 2) return std::nullopt;
+      return i;
+    }, i);
+  std::vector<int> got(y.begin(), y.end());
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<int>{0, 2, 4, 6, 8});
+}
+
+TEST_CASE("a Yielder's limit is honoured and the yielding() body does not count against it") {
+  HighWater running;
+  bool body_ran_alongside = false;
+  auto s = fu::yielding<int>(2, [&](fu::Yielder<int>& y) {
+    for (int i = 0; i < 20; ++i)
+      y.spawn([&](int i) {
+        running.enter();
+        fu::this_task::sleep_for(2ms);
+        running.leave();
+        return i;
+      }, i);
+    fu::this_task::sleep_for(5ms);  // the body runs while two tasks hold both slots
+    body_ran_alongside = running.now == 2;
+  });
+  CHECK(std::ranges::distance(s) == 20);
+  CHECK(running.most == 2);
+  CHECK(body_ran_alongside);
+}
+
+TEST_CASE("views::take(3) does not wait for a fourth value") {
+  fu::Yielder<int> y;
+  for (int i = 0; i < 3; ++i) y.spawn([](int i) { return i; }, i);
+  y.spawn([] {
+    fu::this_task::sleep_for(1h);
+    return 99;
+  });
+  const auto t0 = Clock::now();
+  std::vector<int> got;
+  for (int v : y | std::views::take(3)) got.push_back(v);
+  CHECK(got.size() == 3);
+  CHECK(Clock::now() - t0 < 2s);
+  y.cancel();
+}
+
+TEST_CASE("a stream works with legacy iterator algorithms and a vector constructor") {
+  fu::Yielder<int> y;
+  for (int i = 1; i <= 4; ++i) y.spawn([](int i) { return i; }, i);
+  std::vector<int> v(y.begin(), y.end());
+  CHECK(std::accumulate(v.begin(), v.end(), 0) == 10);
+}
+
+TEST_CASE("a task's exception is rethrown after every value was delivered") {
+  fu::Yielder<int> y;
+  y.spawn([]() -> int { throw std::runtime_error("task failed"); });
+  for (int i = 0; i < 5; ++i)
+    y.spawn([](int i) {
+      fu::this_task::sleep_for(std::chrono::milliseconds(i));
+      return i;
+    }, i);
+  int got = 0;
+  CHECK_THROWS_WITH_AS(
+      [&] {
+        for (int v : y) got += v >= 0;
+      }(),
+      "task failed", std::runtime_error);
+  CHECK(got == 5);
+}
+
+TEST_CASE("fu::cancelled in a task is not an error: the stream ends normally") {
+  fu::Yielder<int> y;
+  y.spawn([]() -> int { throw fu::cancelled{}; });
+  y.spawn([] { return 1; });
+  CHECK(std::ranges::distance(y) == 1);
+}
+
+TEST_CASE("cancel() ends the stream early without an error") {
+  fu::Yielder<int> y;
+  y.spawn([] { return 1; });
+  for (int i = 0; i < 5; ++i)
+    y.spawn([] {
+      fu::this_task::sleep_for(1h);
+      return 2;
+    });
+  const auto t0 = Clock::now();
+  int sum = 0;
+  for (int v : y) {
+    sum += v;
+    y.cancel();
+  }
+  CHECK(sum == 1);
+  CHECK(Clock::now() - t0 < 2s);
+}
+
+TEST_CASE("iteration and put() inside a task are cancellation points") {
+  fu::Group g;
+  fu::Yielder<int> inner;
+  inner.spawn([] {
+    fu::this_task::sleep_for(1h);
+    return 1;
+  });
+  int cancelled = 0;
+  g.spawn([&] {
+    try {
+      for (int v : inner) (void)v;
+    } catch (const fu::cancelled&) {
+      ++cancelled;
+    }
+  });
+  fu::Yielder<int> target;
+  g.spawn([&] {
+    try {
+      fu::this_task::sleep_for(1h);
+    } catch (const fu::cancelled&) {
+    }
+    try {
+      target.put(1);  // the stop has been requested: put throws
+    } catch (const fu::cancelled&) {
+      ++cancelled;
+    }
+  });
+  CHECK_FALSE(g.join_for(5ms));
+  g.cancel();
+  g.join();
+  CHECK(cancelled == 2);
+  inner.cancel();
+}
+
+TEST_CASE("100,000 tasks spawned into Yielder(8) before iterating hold no stacks until they run") {
+  const long n = stream_tests::scaled(100'000);
+  fu::reset_stack_peak();
+  const std::size_t live_before = fu::stack_stats().live;
+  fu::Yielder<long> y(8);
+  for (long i = 0; i < n; ++i)
+    y.spawn([](long i) {
+      fu::this_task::yield();
+      return i;
+    }, i);
+  long sum = 0;
+  for (long v : y) sum += v;
+  CHECK(sum == n * (n - 1) / 2);
+  CHECK(fu::stack_stats().peak_live - live_before <= 16);
+}
+
+TEST_CASE("10,000 owner puts before iterating never block and are all yielded") {
+  fu::Yielder<int> y;
+  for (int i = 0; i < 10'000; ++i) y.put(i);  // far beyond the buffer: put never blocks
+  long sum = 0;
+  for (int v : y) sum += v;
+  CHECK(sum == 10'000L * 9'999 / 2);
+}
+
+TEST_CASE("while 1024 values wait unconsumed, tasks spawned into the stream are not started") {
+  fu::Yielder<int> y;
+  std::atomic<int> started{0};
+  auto task = [&](int i) {
+    ++started;
+    return i;
+  };
+  for (int i = 0; i < 1100; ++i) y.spawn(task, i);
+  fu::this_task::sleep_for(20ms);  // the main fiber waits: the tasks run, nobody consumes
+  REQUIRE(started == 1100);        // the buffer now holds more than its 1024 values
+  for (int i = 0; i < 100; ++i) y.spawn(task, i);
+  fu::this_task::sleep_for(20ms);
+  CHECK(started == 1100);  // held back: queued callables, no stacks
+  CHECK(y.size() == 100);
+  long count = 0;
+  for (int v : y) count += v >= 0;
+  CHECK(count == 1200);
+  CHECK(started == 1200);
+}
+
+TEST_CASE("a stream returned from a function as the prvalue of yielding() is drained by a loop") {
+  auto letters = [] {
+    return fu::yielding<char>([](fu::Yielder<char>& y) {
+      for (char c : std::string("abc")) y.spawn([](char c) { return c; }, c);
+    });
+  };
+  std::string got;
+  for (char c : letters()) got += c;
+  std::sort(got.begin(), got.end());
+  CHECK(got == "abc");
+}
+
+TEST_CASE("move-only values stream through a Yielder") {
+  fu::Yielder<std::unique_ptr<int>> y;
+  for (int i = 0; i < 5; ++i) y.spawn([](int i) { return std::make_unique<int>(i); }, i);
+  y.put(std::make_unique<int>(10));
+  int sum = 0;
+  for (std::unique_ptr<int>& p : y) sum += *p;
+  CHECK(sum == 20);
+}
+
+TEST_CASE("1,000,000 results through Yielder(64) add up") {
+  const long n = stream_tests::scaled(1'000'000);
+  fu::Yielder<long> y(64);
+  for (long i = 0; i < n; ++i) y.spawn([](long i) { return i; }, i);
+  long sum = 0;
+  for (long v : y) sum += v;
+  CHECK(sum == n * (n - 1) / 2);
+}
