@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // fiberutils: gevent-style structured concurrency on Boost.Fiber. One include for everything.
+//
+// Each header says what of it suspends the calling fiber, what blocks the thread (nothing, beyond
+// short internal critical sections) and what is thread-safe; fu::this_task's header defines
+// those words. In short: spawn never blocks; join, semaphore acquisition, sleeps and stream
+// iteration suspend only the calling fiber; every type may be used from any thread.
 #pragma once
 
 #include <fiberutils/cancelled.hpp>

@@ -7,6 +7,8 @@
 // meson option `default_stack_size_kib` (128 KiB unless the build says otherwise); it is cheap
 // because a stack costs only the pages a task actually touches.
 //
+// default_stack_size() never suspends or blocks and is thread-safe; StackSize is a plain value.
+//
 // Example:
 //   fu::Group deep(fu::StackSize{1024 * 1024});   // tasks that recurse deeply
 #pragma once
