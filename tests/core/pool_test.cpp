@@ -13,23 +13,15 @@
 
 #include <fiberutils/fiberutils.hpp>
 
+#include "../test_support.hpp"
+
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 
 static_assert(!std::is_copy_constructible_v<fu::Pool> && !std::is_move_constructible_v<fu::Pool>);
 
-namespace {
-long scaled(long n) {
-  const char* env = std::getenv("FIBERUTILS_TEST_SCALE");
-  return std::max(1L, n / std::max(1L, env ? std::atol(env) : 1L));
-}
-
-struct HighWater {
-  int now = 0, most = 0;
-  void enter() { most = std::max(most, ++now); }
-  void leave() { --now; }
-};
-}  // namespace
+using test_support::HighWater;
+using test_support::scaled;
 
 TEST_CASE("a Pool never runs more task bodies than its limit, and reaches it") {
   fu::Pool p(3);

@@ -14,11 +14,11 @@
 
 #include <fiberutils/fiberutils.hpp>
 
-#include "stream_test_support.hpp"
+#include "../test_support.hpp"
 
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
-using stream_tests::HighWater;
+using test_support::HighWater;
 
 static_assert(std::ranges::input_range<fu::OrderedYielder<int>>);
 static_assert(std::ranges::common_range<fu::OrderedYielder<int>>);
@@ -122,7 +122,7 @@ TEST_CASE("an OrderedYielder rethrows a task's exception after every value") {
 }
 
 TEST_CASE("1,000,000 results through OrderedYielder(64) come in order") {
-  const long n = stream_tests::scaled(1'000'000);
+  const long n = test_support::scaled(1'000'000);
   fu::OrderedYielder<long> y(64);
   for (long i = 0; i < n; ++i) y.spawn([](long i) { return i; }, i);
   long expected = 0;

@@ -10,12 +10,12 @@
 
 #include <fiberutils/fiberutils.hpp>
 
-#include "stream_test_support.hpp"
+#include "../test_support.hpp"
 
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using stream_tests::Counted;
+using test_support::Counted;
 
 namespace {
 fu::Yielder<int> sleepy_stream(std::atomic<int>& stopped) {

@@ -17,12 +17,12 @@
 
 #include <fiberutils/fiberutils.hpp>
 
-#include "stream_test_support.hpp"
+#include "../test_support.hpp"
 
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using stream_tests::HighWater;
+using test_support::HighWater;
 
 using YI = decltype(std::declval<fu::Yielder<int>&>().begin());
 static_assert(std::ranges::input_range<fu::Yielder<int>>);
@@ -198,7 +198,7 @@ TEST_CASE("iteration and put() inside a task are cancellation points") {
 }
 
 TEST_CASE("100,000 tasks spawned into Yielder(8) before iterating hold no stacks until they run") {
-  const long n = stream_tests::scaled(100'000);
+  const long n = test_support::scaled(100'000);
   fu::reset_stack_peak();
   const std::size_t live_before = fu::stack_stats().live;
   fu::Yielder<long> y(8);
@@ -263,7 +263,7 @@ TEST_CASE("move-only values stream through a Yielder") {
 }
 
 TEST_CASE("1,000,000 results through Yielder(64) add up") {
-  const long n = stream_tests::scaled(1'000'000);
+  const long n = test_support::scaled(1'000'000);
   fu::Yielder<long> y(64);
   for (long i = 0; i < n; ++i) y.spawn([](long i) { return i; }, i);
   long sum = 0;

@@ -18,17 +18,7 @@ namespace fu = fiberutils;
 using namespace std::chrono_literals;
 
 namespace {
-std::atomic<long> live_values{0};
-
-struct Counted {
-  long v;
-  explicit Counted(long x) : v(x) { ++live_values; }
-  Counted(const Counted& o) : v(o.v) { ++live_values; }
-  Counted(Counted&& o) noexcept : v(o.v) { ++live_values; }
-  Counted& operator=(const Counted&) = default;
-  Counted& operator=(Counted&&) noexcept = default;
-  ~Counted() { --live_values; }
-};
+using test_support::Counted;
 
 template <class Stream>
 void run_round(std::mt19937_64& rng, bool ordered, long& tasks_run) {
@@ -78,7 +68,7 @@ void run_round(std::mt19937_64& rng, bool ordered, long& tasks_run) {
     // Leaving scope destroys the stream: stop requested, tasks waited for, values discarded.
   }
   CHECK(finished + cancelled == started);
-  CHECK(live_values == 0);
+  CHECK(Counted::live == 0);
   tasks_run += started;
 }
 }  // namespace

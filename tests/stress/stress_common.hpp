@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <random>
 
+#include "../test_support.hpp"
+
 namespace stress {
 
 inline std::uint64_t seed() {
@@ -20,11 +22,7 @@ inline std::uint64_t seed() {
   return s;
 }
 
-inline long scaled(long n) {
-  long scale = 1;
-  if (const char* env = std::getenv("FIBERUTILS_TEST_SCALE")) scale = std::max(1L, std::atol(env));
-  return std::max(1L, n / scale);
-}
+using test_support::scaled;
 
 // splitmix64: derives independent seeds for tasks from one number, so a replay is exact whatever
 // order the tasks run in.
