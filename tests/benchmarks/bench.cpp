@@ -6,7 +6,7 @@
 // with wait4() and prints one table with the same run's floor (a fresh page's first touch, a fiber
 // context switch). Every run checks its result and fails loudly when wrong.
 //
-// usage: bench [--quick] [--only NAME] [--runs K]
+// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K]
 //   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -470,6 +470,17 @@ Sample median_of(std::size_t index, bool fiberutils, bool quick, int runs, long 
   return v[v.size() / 2];
 }
 
+// --only A|B|C: the workloads whose name contains any of the parts (all when empty).
+bool selected(const std::string& name, const std::string& only) {
+  if (only.empty()) return true;
+  for (std::size_t start = 0;;) {
+    const std::size_t bar = only.find('|', start);
+    if (name.find(only.substr(start, bar - start)) != std::string::npos) return true;
+    if (bar == std::string::npos) return false;
+    start = bar + 1;
+  }
+}
+
 std::string mib(double kib) {
   char b[32];
   if (kib >= 1024 * 1024) std::snprintf(b, sizeof b, "%.2f GiB", kib / 1024 / 1024);
@@ -502,7 +513,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::pair<Sample, Sample>> results;
   for (std::size_t i = 0; i < workloads().size(); ++i) {
     const Workload& w = workloads()[i];
-    if (!only.empty() && w.name.find(only) == std::string::npos) continue;
+    if (!selected(w.name, only)) continue;
     const Sample f = median_of(i, true, quick, runs);
     const Sample b = median_of(i, false, quick, runs);
     results[w.name] = {f, b};
