@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <numeric>
@@ -32,6 +33,7 @@ static_assert(!std::ranges::sized_range<fu::Yielder<int>>);
 static_assert(!std::ranges::sized_range<fu::OrderedYielder<int>>);
 static_assert(std::is_same_v<std::ranges::range_value_t<fu::Yielder<int>>, int>);
 static_assert(std::is_same_v<std::iterator_traits<YI>::iterator_category, std::input_iterator_tag>);
+static_assert(std::input_iterator<YI> && std::sentinel_for<YI, YI>);
 static_assert(!std::is_copy_constructible_v<fu::Yielder<int>> &&
               !std::is_move_constructible_v<fu::Yielder<int>>);
 
@@ -80,23 +82,39 @@ TEST_CASE("std::optional results yield the engaged ones only") {
   CHECK(got == std::vector<int>{0, 2, 4, 6, 8});
 }
 
-TEST_CASE("a Yielder's limit is honoured and the yielding() body does not count against it") {
+TEST_CASE("a Yielder's limit is honoured: at most n task bodies run at once") {
   HighWater running;
-  bool body_ran_alongside = false;
+  fu::Yielder<int> y(3);
+  for (int i = 0; i < 30; ++i)
+    y.spawn([&running](int i) {
+      running.enter();
+      fu::this_task::sleep_for(20ms);  // long enough that three always overlap, even under valgrind
+      running.leave();
+      return i;
+    }, i);
+  CHECK(std::ranges::distance(y) == 30);
+  CHECK(running.most == 3);
+}
+
+TEST_CASE("the yielding() body does not count against the limit") {
+  HighWater running;
+  fu::Semaphore started(0);
+  int seen_by_body = 0;
   auto s = fu::yielding<int>(2, [&](fu::Yielder<int>& y) {
-    for (int i = 0; i < 20; ++i)
+    for (int i = 0; i < 10; ++i)
       y.spawn([&](int i) {
         running.enter();
-        fu::this_task::sleep_for(2ms);
+        started.release();
+        fu::this_task::sleep_for(10ms);
         running.leave();
         return i;
       }, i);
-    fu::this_task::sleep_for(5ms);  // the body runs while two tasks hold both slots
-    body_ran_alongside = running.now == 2;
+    // Had the body taken one of the two slots, only one task could start while it waits here.
+    for (int i = 0; i < 2; ++i) seen_by_body += started.try_acquire_for(10s);
   });
-  CHECK(std::ranges::distance(s) == 20);
+  CHECK(std::ranges::distance(s) == 10);
+  CHECK(seen_by_body == 2);
   CHECK(running.most == 2);
-  CHECK(body_ran_alongside);
 }
 
 TEST_CASE("views::take(3) does not wait for a fourth value") {
@@ -221,6 +239,27 @@ TEST_CASE("10,000 owner puts before iterating never block and are all yielded") 
   CHECK(sum == 10'000L * 9'999 / 2);
 }
 
+TEST_CASE("owner puts and spawns beyond the buffer before iterating, with a limit, do not deadlock") {
+  fu::Yielder<int> y(2);
+  for (int i = 0; i < 3000; ++i) {
+    y.put(1);
+    y.spawn([] { return 2; });
+  }
+  long sum = 0;
+  for (int v : y) sum += v;
+  CHECK(sum == 3000L * 3);
+}
+
+namespace {
+// Lets the tasks of this thread run (the calling fiber sleeps) until done() or 10 s have passed.
+template <class Done>
+bool run_tasks_until(Done done) {
+  const auto deadline = Clock::now() + 10s;
+  while (!done() && Clock::now() < deadline) fu::this_task::sleep_for(1ms);
+  return done();
+}
+}  // namespace
+
 TEST_CASE("while 1024 values wait unconsumed, tasks spawned into the stream are not started") {
   fu::Yielder<int> y;
   std::atomic<int> started{0};
@@ -229,16 +268,33 @@ TEST_CASE("while 1024 values wait unconsumed, tasks spawned into the stream are 
     return i;
   };
   for (int i = 0; i < 1100; ++i) y.spawn(task, i);
-  fu::this_task::sleep_for(20ms);  // the main fiber waits: the tasks run, nobody consumes
-  REQUIRE(started == 1100);        // the buffer now holds more than its 1024 values
+  // The main fiber waits without consuming: the tasks run and fill the buffer past 1024 values.
+  REQUIRE(run_tasks_until([&] { return started == 1100; }));
   for (int i = 0; i < 100; ++i) y.spawn(task, i);
-  fu::this_task::sleep_for(20ms);
-  CHECK(started == 1100);  // held back: queued callables, no stacks
+  fu::this_task::sleep_for(50ms);  // the chance to start them, which they must not take
+  CHECK(started == 1100);          // held back: queued callables, no stacks
   CHECK(y.size() == 100);
   long count = 0;
   for (int v : y) count += v >= 0;
   CHECK(count == 1200);
   CHECK(started == 1200);
+}
+
+TEST_CASE("with a limit too, tasks stop being started once 1024 values wait unconsumed") {
+  fu::Yielder<int> y(4);
+  std::atomic<int> started{0};
+  for (int i = 0; i < 2000; ++i)
+    y.spawn([&](int i) {
+      ++started;
+      return i;
+    }, i);
+  REQUIRE(run_tasks_until([&] { return started >= 1024; }));
+  fu::this_task::sleep_for(50ms);  // the chance to start more, which they must not take
+  CHECK(started <= 1024 + 4);     // at most the four running when the buffer filled up
+  long count = 0;
+  for (int v : y) count += v >= 0;
+  CHECK(count == 2000);
+  CHECK(started == 2000);
 }
 
 TEST_CASE("a stream returned from a function as the prvalue of yielding() is drained by a loop") {
