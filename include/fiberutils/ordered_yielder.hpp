@@ -42,7 +42,10 @@ class OrderedYielder : public detail::StreamCore<T> {
       : Core(limit, default_stack_size()) {
     detail::spawn_body(*this, std::forward<Body>(body));
   }
-  ~OrderedYielder() override { this->shutdown(); }
+  ~OrderedYielder() override {
+    this->cancel_stream();  // discards unconsumed values and lets held-back tasks end
+    this->shutdown();
+  }
 
   // spawn(f, args...): Yielder::spawn, taking its place in the order now. Never suspends.
   template <class F, class... Args>

@@ -81,7 +81,10 @@ class Yielder : public detail::StreamCore<T> {
   Yielder(detail::BodyTag, std::ptrdiff_t limit, Body&& body) : Core(limit, default_stack_size()) {
     detail::spawn_body(*this, std::forward<Body>(body));
   }
-  ~Yielder() override { this->shutdown(); }
+  ~Yielder() override {
+    this->cancel_stream();  // discards unconsumed values and lets held-back tasks end
+    this->shutdown();
+  }
 
   // spawn(f, args...): Group::spawn's rules; f's result is yielded (see above). Never suspends.
   template <class F, class... Args>

@@ -84,6 +84,10 @@ class StreamCore : protected TaskGroup {
       wake_consumer_locked();
     }
     TaskGroup::cancel();
+    // Nothing will be consumed any more: tasks held back for room in a full buffer start now,
+    // after the stop, and end; otherwise the destructor would wait for them forever.
+    std::lock_guard<std::mutex> lk(m_);
+    admit_pending_locked();
   }
 
   // Hands a value to the consumer, in order; m_ held. Never suspends.
@@ -105,7 +109,8 @@ class StreamCore : protected TaskGroup {
   }
 
   bool try_admit_locked() noexcept override {
-    if (deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) {
+    if (!cancelled_.load(std::memory_order_relaxed) &&
+        deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) {
       // Ask the consumer to admit after its next pop. It pops without the lock, so announce
       // first and look again: of the two (its decrement then its look at attention_, our store
       // then our look at deliverable_), at least one sees the other.
