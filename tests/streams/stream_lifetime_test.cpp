@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ranges>
 #include <thread>
 #include <vector>
 
@@ -46,11 +47,40 @@ TEST_CASE("break out of a loop over a returned stream stops its sleeping tasks p
   CHECK(stopped == 10);
 }
 
-TEST_CASE("destroying a stream requests stop, waits for its tasks, and discards unconsumed values") {
+TEST_CASE("break out of a loop over a returned ordered stream stops its tasks and frees held values") {
+  std::atomic<int> stopped{0};
+  const auto make_stream = [&stopped] {
+    return fu::ordered_yielding<Counted>(4, [&stopped](fu::OrderedYielder<Counted>& y) {
+      y.put(Counted(1));
+      y.spawn([&stopped] {  // holds its place for an hour: everything after it waits
+        try {
+          fu::this_task::sleep_for(1h);
+        } catch (const fu::cancelled&) {
+          ++stopped;
+          throw;
+        }
+        return Counted(2);
+      });
+      for (int i = 0; i < 100; ++i) y.spawn([](int i) { return Counted(i); }, i);
+    });
+  };
+  const auto t0 = Clock::now();
+  for (const Counted& v : make_stream()) {
+    CHECK(v.v == 1);
+    break;
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(stopped == 1);
+  CHECK(Counted::live == 0);
+}
+
+TEST_CASE_TEMPLATE("destroying a stream requests stop, waits for its tasks, and discards unconsumed values",
+                   Stream, fu::Yielder<Counted>, fu::OrderedYielder<Counted>) {
   std::atomic<int> finished{0};
+  Clock::time_point destroying;
   {
-    fu::OrderedYielder<Counted> y;
-    for (int i = 0; i < 50; ++i) y.put(Counted(i));
+    Stream y;
+    for (int i = 0; i < 2000; ++i) y.put(Counted(i));  // beyond the channel: overflow too
     for (int i = 0; i < 5; ++i)
       y.spawn([&finished] {
         try {
@@ -61,42 +91,84 @@ TEST_CASE("destroying a stream requests stop, waits for its tasks, and discards 
         }
         return Counted(-1);
       });
+    for (int i = 0; i < 20; ++i) y.spawn([](int i) { return Counted(i); }, i);
     auto it = y.begin();
     CHECK((*it).v == 0);
-    CHECK(Counted::live > 1);
+    CHECK(Counted::live > 1000);
+    destroying = Clock::now();
   }
+  CHECK(Clock::now() - destroying < 2s);
   CHECK(finished == 5);
   CHECK(Counted::live == 0);
 }
 
-TEST_CASE("spawn, put and cancel from other threads") {
+TEST_CASE_TEMPLATE("a stream left at scope exit without iterating stops its sleeping tasks promptly",
+                   Stream, fu::Yielder<int>, fu::OrderedYielder<int>) {
+  std::atomic<int> stopped{0};
+  const auto t0 = Clock::now();
+  {
+    Stream y(2);
+    for (int i = 0; i < 10; ++i)
+      y.spawn([&stopped] {
+        try {
+          fu::this_task::sleep_for(1h);
+        } catch (const fu::cancelled&) {
+          ++stopped;
+          throw;
+        }
+        return 1;
+      });
+    fu::this_task::sleep_for(5ms);  // two tasks fall asleep; eight wait for a slot
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(stopped == 10);  // queued tasks too start, meet their stop at once, and end
+}
+
+TEST_CASE("views::take(3) on Counted values leaves no value behind") {
+  {
+    fu::Yielder<Counted> y;
+    for (int i = 0; i < 10; ++i) y.spawn([](int i) { return Counted(i); }, i);
+    long sum = 0;
+    for (const Counted& v : y | std::views::take(3)) sum += v.v >= 0;
+    CHECK(sum == 3);
+  }
+  CHECK(Counted::live == 0);
+}
+
+TEST_CASE("spawn and put from another thread while the owner iterates") {
   fu::Yielder<int> y;
-  y.spawn([] {
-    fu::this_task::sleep_for(50ms);
+  fu::Semaphore producer_done(0);
+  y.spawn([&producer_done] {  // keeps the stream open until the other thread is done
+    producer_done.acquire();
     return 0;
   });
   std::thread producer([&] {
     for (int i = 1; i <= 100; ++i) y.put(i);
-    fu::Group g;  // a task spawned from this thread runs on this thread
-    y.spawn([] { return 1000; });
-    fu::this_task::sleep_for(10ms);
+    y.spawn([] { return 1000; });  // runs on this thread, before it exits
+    producer_done.release();
   });
-  producer.join();
   long sum = 0;
   for (int v : y) sum += v;
+  producer.join();
   CHECK(sum == 5050 + 1000);
+}
 
+TEST_CASE("cancel from another thread ends an iteration that waits") {
   fu::Yielder<int> endless;
-  endless.spawn([] {
+  fu::Semaphore waiting(0);
+  endless.spawn([&waiting] {
+    waiting.release();  // the consumer is iterating: the task runs only once it waits
     fu::this_task::sleep_for(1h);
     return 1;
   });
   std::thread canceller([&] {
-    std::this_thread::sleep_for(20ms);  // the consumer below is waiting by then, or not: both end
+    waiting.acquire();
     endless.cancel();
   });
   const auto t0 = Clock::now();
-  for (int v : endless) (void)v;
+  int got = 0;
+  for (int v : endless) got += v;
+  CHECK(got == 0);
   CHECK(Clock::now() - t0 < 5s);
   canceller.join();
 }
