@@ -43,7 +43,7 @@ class OrderedYielder : public detail::StreamCore<T> {
     detail::spawn_body(*this, std::forward<Body>(body));
   }
   ~OrderedYielder() override {
-    this->cancel_stream();  // discards unconsumed values and lets held-back tasks end
+    this->cancel_for_destruction();  // discards unconsumed values, lets held-back tasks end
     this->shutdown();
   }
 

@@ -82,7 +82,7 @@ class Yielder : public detail::StreamCore<T> {
     detail::spawn_body(*this, std::forward<Body>(body));
   }
   ~Yielder() override {
-    this->cancel_stream();  // discards unconsumed values and lets held-back tasks end
+    this->cancel_for_destruction();  // discards unconsumed values, lets held-back tasks end
     this->shutdown();
   }
 

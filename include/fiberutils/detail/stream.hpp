@@ -84,8 +84,14 @@ class StreamCore : protected TaskGroup {
       wake_consumer_locked();
     }
     TaskGroup::cancel();
-    // Nothing will be consumed any more: tasks held back for room in a full buffer start now,
-    // after the stop, and end; otherwise the destructor would wait for them forever.
+  }
+
+  // The destructors' first step: cancel_stream(), then tasks held back for room in a full
+  // buffer (nothing will be consumed any more) start here, on the owner's thread, meet their
+  // stop and end; otherwise shutdown() would wait for them forever. Not done in cancel_stream()
+  // because cancel() may come from a thread that runs no fibers.
+  void cancel_for_destruction() noexcept {
+    cancel_stream();
     std::lock_guard<std::mutex> lk(m_);
     admit_pending_locked();
   }
