@@ -169,12 +169,13 @@ class StreamCore : protected TaskGroup {
     for (;;) {
       if (stop.stop_requested()) throw cancelled{};
       std::optional<T> item;
-      if (channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
+      // After cancel() the values still buffered are discarded, as on the fast path.
+      if (!cancelled_ && channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
         if (!item) continue;  // a wake-up
         if (take_locked(std::move(item))) return;
         continue;
       }
-      if (!overflow_.empty()) {
+      if (!cancelled_ && !overflow_.empty()) {
         refill_locked();
         continue;
       }
