@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <ranges>
 #include <thread>
 #include <vector>
@@ -171,6 +172,55 @@ TEST_CASE("cancel from another thread ends an iteration that waits") {
   CHECK(got == 0);
   CHECK(Clock::now() - t0 < 5s);
   canceller.join();
+}
+
+TEST_CASE("cancel() from a thread that runs no fibers leaves held-back tasks to the owner's thread") {
+  std::atomic<int> ran{0};
+  std::promise<void> destroyed;
+  std::thread canceller;
+  {
+    fu::Yielder<int> y;
+    for (int i = 0; i < 1100; ++i) y.put(i);  // the buffer is full: spawned tasks are held back
+    for (int i = 0; i < 10; ++i)
+      y.spawn([&ran] {
+        ++ran;
+        return 1;
+      });
+    fu::Semaphore cancel_called(0);
+    canceller = std::thread([&, done = destroyed.get_future()] {
+      y.cancel();
+      cancel_called.release();
+      done.wait();  // blocks this thread: a task queued here could not run until the end
+    });
+    cancel_called.acquire();
+  }  // the destructor starts the held-back tasks here, where they can run, and waits for them
+  destroyed.set_value();
+  canceller.join();
+  CHECK(ran == 10);
+}
+
+TEST_CASE("cancel() inside the loop with a full buffer and held-back tasks ends it; destruction is prompt") {
+  std::atomic<int> ran{0};
+  long consumed = 0;
+  const auto t0 = Clock::now();
+  {
+    fu::OrderedYielder<Counted> y(2);
+    for (int i = 0; i < 1100; ++i) y.put(Counted(i));
+    for (int i = 0; i < 10; ++i)
+      y.spawn([&ran] {
+        ++ran;
+        fu::this_task::sleep_for(1h);
+        return Counted(-1);
+      });
+    for (const Counted& v : y) {
+      consumed += v.v >= 0;
+      y.cancel();
+    }
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(consumed == 1);
+  CHECK(ran == 10);
+  CHECK(Counted::live == 0);
 }
 
 TEST_CASE("5 threads loop streams and groups for a while") {
