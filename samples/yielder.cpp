@@ -2,6 +2,7 @@
 //
 // The Python original's Yielder examples: letters from tasks that sleep a random moment, first in
 // completion order (Yielder), then in spawn order (OrderedYielder), each with an explicit put().
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
