@@ -139,6 +139,14 @@ TEST_CASE("a stream works with legacy iterator algorithms and a vector construct
   CHECK(std::accumulate(v.begin(), v.end(), 0) == 10);
 }
 
+TEST_CASE("the legacy *it++ hands out each value once") {
+  fu::OrderedYielder<std::unique_ptr<int>> y;
+  for (int i = 0; i < 3; ++i) y.spawn([](int i) { return std::make_unique<int>(i); }, i);
+  std::vector<int> got;
+  for (auto it = y.begin(); it != y.end();) got.push_back(**it++);
+  CHECK(got == std::vector<int>{0, 1, 2});
+}
+
 TEST_CASE("a task's exception is rethrown after every value was delivered") {
   fu::Yielder<int> y;
   y.spawn([]() -> int { throw std::runtime_error("task failed"); });
