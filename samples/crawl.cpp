@@ -5,6 +5,7 @@
 // order of the spawn() calls, as soon as they and everything spawned before them are ready: the
 // root, its links in link order, then each page's links together, in link order. Fetching is
 // simulated with sleeps of random length.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -22,9 +23,14 @@ struct Page {
   int depth;
 };
 
+// Fetches in progress now and at most, to check the limit of 4 (one thread: plain ints do).
+int fetching = 0, most_fetching = 0;
+
 std::vector<std::string> fetch_links(const std::string& url, int depth) {
   thread_local std::mt19937 rng{std::random_device{}()};
+  most_fetching = std::max(most_fetching, ++fetching);
   fu::this_task::sleep_for(std::chrono::milliseconds(10 + rng() % 40));  // the "download"
+  --fetching;
   if (depth == 2) return {};
   return {url + "/a", url + "/b", url + "/c"};
 }
@@ -60,6 +66,7 @@ int main() {
     ok = order[first] == parent + "/a" && order[first + 1] == parent + "/b" &&
          order[first + 2] == parent + "/c";
   }
-  std::printf("%zu pages, %s\n", order.size(), ok ? "in crawl order" : "WRONG ORDER");
-  return ok ? 0 : 1;
+  std::printf("%zu pages, %s; at most %d fetches at once\n", order.size(),
+              ok ? "in crawl order" : "WRONG ORDER", most_fetching);
+  return ok && most_fetching >= 1 && most_fetching <= 4 ? 0 : 1;
 }
