@@ -2,9 +2,11 @@
 //
 // An outside project's program: spawns tasks into a Group, streams results through a Yielder and
 // an OrderedYielder, and exits non-zero when anything is wrong. Built by each consumer project.
+// Its one argument is the project version the build says it installed, to check version.hpp by.
 #include <chrono>
 #include <cstdio>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include <fiberutils/fiberutils.hpp>
@@ -12,11 +14,20 @@
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 
-int main() {
+int main(int argc, char** argv) {
   int failures = 0;
   auto check = [&](bool ok, const char* what) {
     if (!ok) { std::fprintf(stderr, "FAILED: %s\n", what); ++failures; }
   };
+
+  // The generated header agrees with meson's project version, and its parts with its string.
+  check(argc == 2 && std::string(argv[1]) == FIBERUTILS_VERSION_STRING,
+        "FIBERUTILS_VERSION_STRING is the project version");
+  check(std::to_string(FIBERUTILS_VERSION_MAJOR) + "." + std::to_string(FIBERUTILS_VERSION_MINOR) +
+                "." + std::to_string(FIBERUTILS_VERSION_PATCH) == FIBERUTILS_VERSION_STRING,
+        "FIBERUTILS_VERSION_MAJOR.MINOR.PATCH spell FIBERUTILS_VERSION_STRING");
+  static_assert(FIBERUTILS_VERSION == FIBERUTILS_VERSION_MAJOR * 10000 +
+                                          FIBERUTILS_VERSION_MINOR * 100 + FIBERUTILS_VERSION_PATCH);
 
   int sum = 0;
   fu::Group g;
