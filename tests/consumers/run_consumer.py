@@ -71,7 +71,9 @@ def needed(program):
 def check_links(program, shared):
     libs = needed(program)
     has_ours = any(lib.startswith("libfiberutils.so") for lib in libs)
-    if shared and "libfiberutils.so." + version.split(".")[0] not in libs:
+    major, minor = version.split(".")[:2]
+    soname = "libfiberutils.so." + (f"0.{minor}" if major == "0" else major)  # lib/meson.build
+    if shared and soname not in libs:
         fail(f"{program.name} does not load libfiberutils by its soname: {libs}")
     if not shared and has_ours:
         fail(f"{program.name} was to link libfiberutils.a but loads {libs}")
