@@ -70,9 +70,11 @@ void node(fu::Group& g, Counters& c, std::optional<long>& first_thrower, std::ui
                  id * 5 + i + 1);
     if (depth < 3 && rng() % 10 == 0) {
       // A group of its own, joined here: its first exception becomes this task's failure; a
-      // cancel of this task while it joins leaves the nested group to its destructor.
-      fu::Group nested;
+      // cancel of this task while it joins leaves the nested group to its destructor, which
+      // waits for the nested tasks: what they refer to is declared before the group, so it is
+      // destroyed after it.
       std::optional<long> nested_first;
+      fu::Group nested;
       const int nested_children = 1 + static_cast<int>(rng() % 6);
       for (int i = 0; i < nested_children; ++i)
         spawn_node(nested, c, nested_first, stress::mix(~seed + static_cast<std::uint64_t>(i)),
