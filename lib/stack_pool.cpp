@@ -210,7 +210,9 @@ void StackPool::unmap(const Stack& s) noexcept {
 
 StackStats StackPool::stats() const {
   std::lock_guard<std::mutex> g(m_);
-  return stats_;
+  StackStats s = stats_;
+  s.cached = free_.size();
+  return s;
 }
 
 void StackPool::reset_peak() {
@@ -230,6 +232,7 @@ StackStats stack_stats() noexcept {
     sum.peak_live += s.peak_live;
     sum.mapped += s.mapped;
     sum.guarded += s.guarded;
+    sum.cached += s.cached;
   });
   return sum;
 }

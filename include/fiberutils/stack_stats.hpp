@@ -16,6 +16,7 @@ struct StackStats {
   std::size_t peak_live = 0;  // high-water mark of `live` since start or reset_stack_peak()
   std::size_t mapped = 0;     // stacks ever created with mmap (the rest were reused)
   std::size_t guarded = 0;    // stacks now mapped (live or cached) that have a guard page
+  std::size_t cached = 0;     // freed stacks kept mapped for reuse now
 };
 
 StackStats stack_stats() noexcept;
