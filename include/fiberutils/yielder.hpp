@@ -18,8 +18,10 @@
 //   memory. The owner may spawn or put any amount before it starts iterating.
 // - Thread-safe: spawn(), put(), cancel(), size() from any thread and fiber; one consumer
 //   iterates at a time. Tasks run on the thread that spawned them.
-// - cancel() requests stop on every task and ends the iteration at its next wait, without an
-//   error; values not consumed are discarded.
+// - cancel() requests stop on every task and ends the iteration without an error: the loop's
+//   next operator* or comparison with end() finds the end, also when values are buffered (they
+//   are discarded, never delivered). Tasks held back for room in a full buffer do not start
+//   after a cancel: they stay counted in size() until the destructor lets them end.
 // - Destructor: requests stop on unfinished tasks and suspends until they have finished; values
 //   not consumed are discarded. Not copyable or movable (tasks refer to it): return one from a
 //   function as the prvalue of fu::yielding().
