@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <fiberutils/semaphore.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 
@@ -13,7 +15,14 @@ Semaphore::Semaphore(std::ptrdiff_t initial) : count_(initial) {
   if (initial < 0) throw std::invalid_argument("fiberutils::Semaphore: initial count must be >= 0");
 }
 
-Semaphore::~Semaphore() = default;
+// A waiter would wake up inside a destroyed object: stop here, loudly, as std::thread's
+// destructor does for a joinable thread, instead of corrupting memory later.
+Semaphore::~Semaphore() {
+  if (const std::size_t n = waiters_.load(std::memory_order_seq_cst); n > 0) {
+    std::fprintf(stderr, "fiberutils::Semaphore destroyed while %zu fiber(s) wait on it\n", n);
+    std::abort();
+  }
+}
 
 bool Semaphore::try_acquire() noexcept {
   std::ptrdiff_t c = count_.load(std::memory_order_relaxed);

@@ -13,7 +13,9 @@
 //   fiber waiting on another.
 // - Order: waiters are woken in FIFO order, but a fiber calling acquire() just as a permit is
 //   released may take it before the woken waiter (no hand-off); use Pool for FIFO task order.
-// - Destructor: must not run while fibers wait on it (as for std::counting_semaphore).
+// - Destructor: must not run while fibers wait on it (as for std::counting_semaphore); if it
+//   does, it prints a message and calls std::abort() rather than leave the waiters to wake up
+//   inside a destroyed object.
 //
 // Example:
 //   fu::Semaphore connections(8);

@@ -168,57 +168,46 @@ TEST_CASE("a thread's queued tasks run before the thread exits" * doctest::timeo
   CHECK(g.size() == 0);
 }
 
+namespace {
+// Spawns n tasks that all wait on one gate at once, each on its own stack, checks that they are
+// all alive, then lets them finish. Returns how many finished.
+int run_tasks_alive_at_once(int n) {
+  fu::Semaphore gate(0);
+  int started = 0, finished = 0;
+  fu::Group g;
+  for (int i = 0; i < n; ++i)
+    g.spawn([&] {
+      ++started;
+      gate.acquire();
+      ++finished;
+    });
+  g.spawn([&] {
+    while (started < n) fu::this_task::yield();
+    // Every task is suspended in acquire(), each on its own stack (guarded only as far as
+    // vm.max_map_count allows: the rest are unguarded, nothing fails).
+    CHECK(fu::stack_stats().live >= static_cast<std::size_t>(n));
+    gate.release(n);
+  });
+  g.join();
+  return finished;
+}
+}  // namespace
+
 TEST_CASE("a thread's exit ends its parked runners and keeps at most 1024 of their stacks" *
           doctest::timeout(60)) {
   // 3,000 tasks suspended at once on a thread of their own: 3,000 runners, parked idle when the
   // tasks end. The thread's exit ends them in batches and unmaps the stacks beyond those a pool
-  // keeps (README, Stacks: 1024), so an exiting ending fiber's extra stack page never piles up.
-  const int kTasks = 3000;
-  std::atomic<int> finished{0};
-  std::thread t([&] {
-    fu::Semaphore gate(0);
-    fu::Group g;
-    int started = 0;
-    for (int i = 0; i < kTasks; ++i)
-      g.spawn([&] {
-        ++started;
-        gate.acquire();
-        ++finished;
-      });
-    g.spawn([&] {
-      while (started < kTasks) fu::this_task::yield();
-      CHECK(fu::stack_stats().live >= kTasks);
-      gate.release(kTasks);
-    });
-    g.join();
-  });
+  // keeps (README, Stacks: 1024), so an ending fiber's extra stack page never piles up.
+  int finished = 0;
+  std::thread t([&] { finished = run_tasks_alive_at_once(3000); });
   t.join();
-  CHECK(finished == kTasks);
+  CHECK(finished == 3000);
   CHECK(fu::stack_stats().cached <= 1024);
 }
 
 TEST_CASE("100,000 tasks alive at once each get a stack and all finish" * doctest::timeout(120)) {
   const int kTasks = 100000 / test_scale();
-  fu::Semaphore gate(0);
-  int started = 0, finished = 0;
-  {
-    fu::Group g;
-    for (int i = 0; i < kTasks; ++i)
-      g.spawn([&] {
-        ++started;
-        gate.acquire();
-        ++finished;
-      });
-    g.spawn([&] {
-      while (started < kTasks) fu::this_task::yield();
-      // Every task is suspended in acquire(), each on its own stack (guarded only as far as
-      // vm.max_map_count allows: the rest are unguarded, nothing fails).
-      CHECK(fu::stack_stats().live >= kTasks);
-      gate.release(kTasks);
-    });
-    g.join();
-  }
-  CHECK(finished == kTasks);
+  CHECK(run_tasks_alive_at_once(kTasks) == kTasks);
 }
 
 TEST_SUITE_END();

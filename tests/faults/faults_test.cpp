@@ -302,6 +302,7 @@ constexpr bool kAddressSanitizer = false;
 constexpr int kNoGuardPageFound = 3;
 constexpr int kFaultOutsideGuardPage = 4;
 constexpr int kSurvivedOverflow = 5;
+constexpr int kSurvivedMisuse = 6;
 
 // The guard page of the running task's stack: the inaccessible mapping right below the one
 // that holds the stack pointer, read from /proc/self/maps. Null bounds when there is none.
@@ -346,7 +347,13 @@ void on_segv(int, siginfo_t* info, void*) {
 }
 }  // namespace
 
-TEST_CASE("a task that overflows its stack dies at the guard page with SIGSEGV") {
+// Runs body() in a forked child with its stderr captured; returns the child's wait status.
+struct ChildOutcome {
+  int status = 0;
+  std::string err;
+};
+template <class Body>
+ChildOutcome run_in_child(Body body) {
   int err_pipe[2];
   REQUIRE(::pipe(err_pipe) == 0);
   const pid_t child = ::fork();
@@ -354,6 +361,20 @@ TEST_CASE("a task that overflows its stack dies at the guard page with SIGSEGV")
   if (child == 0) {
     ::dup2(err_pipe[1], STDERR_FILENO);
     ::close(err_pipe[0]);
+    body();
+    ::_exit(0);
+  }
+  ::close(err_pipe[1]);
+  ChildOutcome out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(err_pipe[0], buf, sizeof buf)) > 0;) out.err.append(buf, static_cast<std::size_t>(n));
+  ::close(err_pipe[0]);
+  REQUIRE(::waitpid(child, &out.status, 0) == child);
+  return out;
+}
+
+TEST_CASE("a task that overflows its stack dies at the guard page with SIGSEGV") {
+  const ChildOutcome child = run_in_child([] {
     static char alternate_stack[64 * 1024];
     stack_t ss{};
     ss.ss_sp = alternate_stack;
@@ -372,14 +393,9 @@ TEST_CASE("a task that overflows its stack dies at the guard page with SIGSEGV")
     });
     g.join();
     ::_exit(kSurvivedOverflow);  // never reached: the stack overflows first
-  }
-  ::close(err_pipe[1]);
-  std::string child_stderr;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(err_pipe[0], buf, sizeof buf)) > 0;) child_stderr.append(buf, n);
-  ::close(err_pipe[0]);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
+  });
+  const int status = child.status;
+  const std::string& child_stderr = child.err;
   CAPTURE(child_stderr);
   if (WIFEXITED(status)) {
     const int code = WEXITSTATUS(status);
@@ -398,6 +414,26 @@ TEST_CASE("a task that overflows its stack dies at the guard page with SIGSEGV")
     CHECK(WTERMSIG(status) == SIGSEGV);
     CHECK(child_stderr.find(kGuardPageFault) != std::string::npos);
   }
+}
+
+TEST_CASE("misuse: destroying a semaphore while a fiber waits on it aborts with a message") {
+  const ChildOutcome child = run_in_child([] {
+    auto* s = new fu::Semaphore(0);
+    bool started = false;
+    fu::Group g;
+    g.spawn([s, &started] {
+      started = true;  // from here to its wait in acquire() the task does not yield
+      s->acquire();    // waits forever: nothing releases
+    });
+    while (!started) fu::this_task::yield();
+    delete s;  // must not return: the waiter would wake up inside freed memory
+    ::_exit(kSurvivedMisuse);
+  });
+  CAPTURE(child.err);
+  REQUIRE(WIFSIGNALED(child.status));
+  CHECK(WTERMSIG(child.status) == SIGABRT);
+  CHECK(child.err.find("fiberutils::Semaphore destroyed while 1 fiber(s) wait on it") !=
+        std::string::npos);
 }
 
 TEST_CASE("misuse: joining a group from one of its own tasks throws std::logic_error") {
