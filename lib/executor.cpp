@@ -40,8 +40,9 @@ namespace {
 // for the next task. The surplus ends when the lane goes idle (Executor::trim_some).
 constexpr std::size_t kKeptIdleRunners = 64;
 
-// Idle runners ended at once when a thread exits (see ~Executor).
-constexpr std::size_t kExitBatch = 32;
+// Idle runners ended, and surplus free stacks unmapped, in one step of a trim (see trim_some and
+// ~Executor): few enough that the work is spread out and what became ready runs in between.
+constexpr std::size_t kTrimBatch = 32;
 
 class Executor;
 
@@ -100,14 +101,13 @@ class Executor {
     for (auto& lane : lanes_)
       if (!lane->queue.empty() && lane->pending == 0) wake_or_start(*lane);
     for (;;) {
-      std::size_t woken = 0;
-      for (auto& lane : lanes_)
-        for (; !lane->idle.empty() && woken < kExitBatch; ++woken) wake_one(*lane);
-      if (woken == 0) break;
-      wait_until_live(live_ - woken);
+      std::size_t ended = 0;
+      for (auto& lane : lanes_) ended += end_idle_runners(*lane, 0, kTrimBatch - ended);
+      if (ended == 0) break;
+      wait_until_live(live_ - ended);
       boost::this_fiber::yield();  // the dispatcher frees ended fibers' stacks when it runs
       for (auto& lane : lanes_)
-        while (lane->pool->trim_excess(kExitBatch)) {
+        while (lane->pool->trim_excess(kTrimBatch)) {
         }
     }
     wait_until_live(0);
@@ -152,16 +152,24 @@ class Executor {
     boost::fibers::context::active()->schedule(ctx);
   }
 
-  // Ends a few surplus idle runners (the coldest) and unmaps a few surplus free stacks; true
-  // while there is more to do.
-  bool trim_some(Lane& lane) {
-    for (int i = 0; i < 32 && lane.idle.size() > kKeptIdleRunners; ++i) {
+  // Asks up to `most` of the lane's idle runners beyond `keep` to end, the coldest first; they
+  // end when they next run. Returns how many were asked.
+  static std::size_t end_idle_runners(Lane& lane, std::size_t keep, std::size_t most) {
+    std::size_t n = 0;
+    for (; n < most && lane.idle.size() > keep; ++n) {
       IdleRunner r = lane.idle.front();
       lane.idle.pop_front();
       r.runner->exit_requested = true;
       boost::fibers::context::active()->schedule(r.ctx);
     }
-    const bool more_stacks = lane.pool->trim_excess(32);
+    return n;
+  }
+
+  // Ends a few surplus idle runners and unmaps a few surplus free stacks; true while there is
+  // more to do.
+  bool trim_some(Lane& lane) {
+    end_idle_runners(lane, kKeptIdleRunners, kTrimBatch);
+    const bool more_stacks = lane.pool->trim_excess(kTrimBatch);
     return lane.idle.size() > kKeptIdleRunners || more_stacks;
   }
 
