@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Helpers shared by the test suites: sizes that slow configurations shrink, a high-water mark,
-// and a value type that counts its live instances.
+// a value type that counts its live instances, a task body that sleeps until cancelled, and
+// threads that loop a round for a while.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include <fiberutils/fiberutils.hpp>
 
 namespace test_support {
 
@@ -38,5 +44,36 @@ struct Counted {
   Counted& operator=(Counted&&) noexcept = default;
   ~Counted() { --live; }
 };
+
+// A task body that sleeps for an hour unless its task is cancelled: it counts itself in *asleep
+// (when given) as it falls asleep and in `stopped` when the cancel wakes it, then lets
+// fiberutils::cancelled through. Wrap it to return a value: [s = ...] { s(); return 1; }.
+inline auto sleep_an_hour_unless_cancelled(std::atomic<int>& stopped,
+                                           std::atomic<int>* asleep = nullptr) {
+  return [&stopped, asleep] {
+    if (asleep) ++*asleep;
+    try {
+      fiberutils::this_task::sleep_for(std::chrono::hours(1));
+    } catch (const fiberutils::cancelled&) {
+      ++stopped;
+      throw;
+    }
+  };
+}
+
+// Runs round() over and over on each of `threads` threads until `time` has passed and each
+// thread has run it at least `min_rounds` times.
+template <class Round>
+void on_threads_for_a_while(int threads, std::chrono::milliseconds time, long min_rounds,
+                            Round round) {
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t)
+    running.emplace_back([&] {
+      const auto until = std::chrono::steady_clock::now() + time;
+      for (long rounds = 0; std::chrono::steady_clock::now() < until || rounds < min_rounds; ++rounds)
+        round();
+    });
+  for (auto& t : running) t.join();
+}
 
 }  // namespace test_support

@@ -11,36 +11,30 @@
 
 #include <fiberutils/fiberutils.hpp>
 
+#include "../test_support.hpp"
+
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 TEST_CASE("5 threads each looping their own groups and pools for a while") {
   std::atomic<long> total{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 5; ++t)
-    threads.emplace_back([&] {
-      const auto until = Clock::now() + 300ms;
-      long rounds = 0;
-      while (Clock::now() < until || rounds < 10) {
-        fu::Group g;
-        fu::Pool p(3);
-        long local = 0;
-        for (int i = 0; i < 20; ++i) {
-          g.spawn([&] {
-            fu::this_task::yield();
-            g.spawn([&] { ++local; });
-          });
-          p.spawn([&] { ++local; });
-        }
-        g.join();
-        p.join();
-        CHECK(local == 40);
-        total += local;
-        ++rounds;
-      }
-    });
-  for (auto& t : threads) t.join();
+  test_support::on_threads_for_a_while(5, 300ms, 10, [&] {
+    fu::Group g;
+    fu::Pool p(3);
+    long local = 0;
+    for (int i = 0; i < 20; ++i) {
+      g.spawn([&] {
+        fu::this_task::yield();
+        g.spawn([&] { ++local; });
+      });
+      p.spawn([&] { ++local; });
+    }
+    g.join();
+    p.join();
+    CHECK(local == 40);
+    total += local;
+  });
   CHECK(total >= 5 * 10 * 40);
 }
 

@@ -18,19 +18,15 @@ namespace fu = fiberutils;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using test_support::Counted;
+using test_support::sleep_an_hour_unless_cancelled;
 
 namespace {
 fu::Yielder<int> sleepy_stream(std::atomic<int>& stopped) {
   return fu::yielding<int>([&stopped](fu::Yielder<int>& y) {
     y.put(1);
     for (int i = 0; i < 10; ++i)
-      y.spawn([&stopped] {
-        try {
-          fu::this_task::sleep_for(1h);
-        } catch (const fu::cancelled&) {
-          ++stopped;
-          throw;
-        }
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(stopped)] {
+        sleep();
         return 2;
       });
   });
@@ -53,13 +49,9 @@ TEST_CASE("break out of a loop over a returned ordered stream stops its tasks an
   const auto make_stream = [&stopped] {
     return fu::ordered_yielding<Counted>(4, [&stopped](fu::OrderedYielder<Counted>& y) {
       y.put(Counted(1));
-      y.spawn([&stopped] {  // holds its place for an hour: everything after it waits
-        try {
-          fu::this_task::sleep_for(1h);
-        } catch (const fu::cancelled&) {
-          ++stopped;
-          throw;
-        }
+      // Holds its place for an hour: everything after it waits.
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(stopped)] {
+        sleep();
         return Counted(2);
       });
       for (int i = 0; i < 100; ++i) y.spawn([](int i) { return Counted(i); }, i);
@@ -83,13 +75,8 @@ TEST_CASE_TEMPLATE("destroying a stream requests stop, waits for its tasks, and 
     Stream y;
     for (int i = 0; i < 2000; ++i) y.put(Counted(i));  // beyond the channel: overflow too
     for (int i = 0; i < 5; ++i)
-      y.spawn([&finished] {
-        try {
-          fu::this_task::sleep_for(1h);
-        } catch (const fu::cancelled&) {
-          ++finished;
-          throw;
-        }
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(finished)] {
+        sleep();
         return Counted(-1);
       });
     for (int i = 0; i < 20; ++i) y.spawn([](int i) { return Counted(i); }, i);
@@ -105,21 +92,16 @@ TEST_CASE_TEMPLATE("destroying a stream requests stop, waits for its tasks, and 
 
 TEST_CASE_TEMPLATE("a stream left at scope exit without iterating stops its sleeping tasks promptly",
                    Stream, fu::Yielder<int>, fu::OrderedYielder<int>) {
-  std::atomic<int> stopped{0};
+  std::atomic<int> stopped{0}, asleep{0};
   const auto t0 = Clock::now();
   {
     Stream y(2);
     for (int i = 0; i < 10; ++i)
-      y.spawn([&stopped] {
-        try {
-          fu::this_task::sleep_for(1h);
-        } catch (const fu::cancelled&) {
-          ++stopped;
-          throw;
-        }
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(stopped, &asleep)] {
+        sleep();
         return 1;
       });
-    fu::this_task::sleep_for(5ms);  // two tasks fall asleep; eight wait for a slot
+    while (asleep < 2) fu::this_task::yield();  // two tasks asleep; eight wait for a slot
   }
   CHECK(Clock::now() - t0 < 2s);
   CHECK(stopped == 10);  // queued tasks too start, meet their stop at once, and end
@@ -225,33 +207,25 @@ TEST_CASE("cancel() inside the loop with a full buffer and held-back tasks ends 
 
 TEST_CASE("5 threads loop streams and groups for a while") {
   std::atomic<long> total{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 5; ++t)
-    threads.emplace_back([&] {
-      const auto until = Clock::now() + 300ms;
-      long rounds = 0;
-      while (Clock::now() < until || rounds < 10) {
-        fu::Yielder<int> y(4);
-        fu::OrderedYielder<int> o;
-        fu::Group g;
-        for (int i = 0; i < 20; ++i) {
-          y.spawn([](int i) {
-            fu::this_task::yield();
-            return i;
-          }, i);
-          o.spawn([](int i) { return i; }, i);
-          g.spawn([&y] { y.put(100); });
-        }
-        g.join();
-        long sum = 0;
-        for (int v : y) sum += v;
-        int expected = 0;
-        for (int v : o) CHECK(v == expected++);
-        CHECK(sum == 190 + 2000);
-        total += sum;
-        ++rounds;
-      }
-    });
-  for (auto& t : threads) t.join();
+  test_support::on_threads_for_a_while(5, 300ms, 10, [&] {
+    fu::Yielder<int> y(4);
+    fu::OrderedYielder<int> o;
+    fu::Group g;
+    for (int i = 0; i < 20; ++i) {
+      y.spawn([](int i) {
+        fu::this_task::yield();
+        return i;
+      }, i);
+      o.spawn([](int i) { return i; }, i);
+      g.spawn([&y] { y.put(100); });
+    }
+    g.join();
+    long sum = 0;
+    for (int v : y) sum += v;
+    int expected = 0;
+    for (int v : o) CHECK(v == expected++);
+    CHECK(sum == 190 + 2000);
+    total += sum;
+  });
   CHECK(total > 0);
 }
