@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Runners: the fibers that run tasks.
+// ThreadRunners: the executor of a thread's own runner fibers (see executor.hpp).
 //
-// Each thread has an Executor (thread_local) with one Lane per stack size in use. A lane keeps a
-// FIFO of admitted tasks and a set of runner fibers. A runner takes the next task and runs it;
-// when the task returns without having suspended, the runner takes the next one on the same,
+// Each thread has one (thread_local) with one Lane per stack size in use. A lane keeps a FIFO of
+// admitted tasks and a set of runner fibers. A runner takes the next task and runs it; when the
+// task returns without having suspended, the runner takes the next one on the same,
 // already-resident stack, so most tasks cost no fiber creation and no fresh pages.
 //
 // Liveness without a custom scheduling algorithm: a runner that takes a task while more are
@@ -12,23 +12,25 @@
 // a new one. Whatever the task then blocks on (a fiberutils wait, a raw Boost.Fiber mutex,
 // channel or sleep), round_robin reaches that spare runner, which takes the next task.
 //
+// Idle runners and the thread's exit wait on the park (detail/park.hpp), like every other wait.
 // All lane state is touched only by fibers of its own thread, cooperatively, so it needs no lock.
 // Runners never migrate: fiberutils requires a scheduling algorithm that keeps fibers on their
 // thread (round_robin, Boost.Fiber's default).
-#include <algorithm>
-#include <deque>
+#include "executor.hpp"
+
 #include <cstdio>
 #include <memory>
 #include <new>
 #include <vector>
 
-#include <boost/fiber/context.hpp>
 #include <boost/fiber/fiber.hpp>
 #include <boost/fiber/operations.hpp>
 
 #include <fiberutils/cancelled.hpp>
+#include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task_group.hpp>
 
+#include "boost_internals.hpp"
 #include "stack_pool.hpp"
 
 namespace fiberutils::detail {
@@ -37,58 +39,44 @@ namespace {
 // Idle runners kept parked per lane once the lane has nothing to do: a parked runner keeps its
 // stack resident, ready for the next burst. While work goes on, every idle runner is kept: a
 // runner's exit costs a Boost.Fiber spinlock frame on a second stack page and a fiber creation
-// for the next task. The surplus ends when the lane goes idle (Executor::trim_some).
+// for the next task. The surplus ends when the lane goes idle (ThreadRunners::trim_some).
 constexpr std::size_t kKeptIdleRunners = 64;
 
 // Idle runners ended, and surplus free stacks unmapped, in one step of a trim (see trim_some and
-// ~Executor): few enough that the work is spread out and what became ready runs in between.
+// ~ThreadRunners): few enough that the work is spread out and what became ready runs in between.
 constexpr std::size_t kTrimBatch = 32;
 
-class Executor;
+namespace bi = boost_internals;
 
-struct Runner;
+class ThreadRunners;
 
-struct IdleRunner {
-  boost::fibers::context* ctx;
-  Runner* runner;
+// A runner waiting for work: parked in its lane's idle queue.
+struct IdleRunner : Park {
+  bool exit_requested = false;  // set by end_idle_runners before waking a surplus runner
 };
 
 struct Lane {
-  Executor* exec;
+  ThreadRunners* exec;
   std::size_t stack_size;
   StackPool* pool;
   TaskQueue queue;
-  std::deque<IdleRunner> idle;  // back: most recently parked (warmest stack)
+  ParkQueue idle;              // of IdleRunner; back: most recently parked (warmest stack)
+  std::size_t idle_count = 0;
   std::size_t pending = 0;  // runners started or woken that have not looked at the queue yet
   std::size_t busy = 0;     // runners inside a task (running or suspended)
 };
 
-// What a runner fiber knows about itself; found through the fiber's fss slot.
+// What a runner fiber knows about itself; found through the fiber's runner slot.
 struct Runner {
   TaskBase* current = nullptr;
-  bool exit_requested = false;  // set by trim_some before waking a surplus idle runner
 };
 
-// Key of the runner's fss slot; the address is the key.
-const char kRunnerKey = 0;
-
-// Boost.Fiber needs a cleanup function for an fss slot; the Runner lives on the runner's own
-// stack, so there is nothing to clean up (the slot is cleared before the runner returns).
-struct NoCleanup final : boost::fibers::detail::fss_cleanup_function {
-  void operator()(void*) override {}
-};
-
-const boost::fibers::detail::fss_cleanup_function::ptr_t& no_cleanup() {
-  static const boost::fibers::detail::fss_cleanup_function::ptr_t fn{new NoCleanup};
-  return fn;
-}
-
-class Executor {
+class ThreadRunners final : public Executor {
  public:
-  Executor() {
+  ThreadRunners() {
     // Boost.Fiber's own thread-locals must be constructed before ours so that they are
-    // destroyed after ours: ~Executor still suspends and schedules fibers.
-    (void)boost::fibers::context::active();
+    // destroyed after ours: ~ThreadRunners still suspends and schedules fibers.
+    (void)bi::active();
   }
 
   // Thread exit: runs whatever is still queued on this thread, then lets every runner end.
@@ -96,7 +84,7 @@ class Executor {
   // unmapped between batches: an ending fiber writes Boost's spinlock frame (context::terminate)
   // on a second page of its stack, so ending 10,000 parked runners at once would double their
   // resident stacks at the very end (measured: 87 MB peak against 47 MB while 10,000 slept).
-  ~Executor() {
+  ~ThreadRunners() {
     stopping_ = true;
     for (auto& lane : lanes_)
       if (!lane->queue.empty() && lane->pending == 0) wake_or_start(*lane);
@@ -113,9 +101,17 @@ class Executor {
     wait_until_live(0);
   }
 
-  static Executor& here() {
-    thread_local Executor executor;
-    return executor;
+  static ThreadRunners& here() {
+    thread_local ThreadRunners runners;
+    return runners;
+  }
+
+  void enqueue(TaskBase* task, std::size_t stack_size) override {
+    Lane& l = lane(stack_size);
+    // Start the runner first: if that throws, nothing was queued. It cannot run before we
+    // suspend, so it will find the task.
+    if (l.pending == 0) wake_or_start(l);
+    l.queue.push(task);
   }
 
   Lane& lane(std::size_t stack_size) {
@@ -123,12 +119,12 @@ class Executor {
     for (auto& l : lanes_)
       if (l->stack_size == stack_size) return *(last_ = l.get());
     lanes_.push_back(std::unique_ptr<Lane>(
-        new Lane{this, stack_size, &StackPool::for_size(stack_size), {}, {}, 0}));
+        new Lane{this, stack_size, &StackPool::for_size(stack_size), {}, {}, 0, 0, 0}));
     return *(last_ = lanes_.back().get());
   }
 
   void wake_or_start(Lane& lane) {
-    if (!lane.idle.empty()) {
+    if (lane.idle_count > 0) {
       wake_one(lane);
       return;
     }
@@ -146,21 +142,21 @@ class Executor {
 
  private:
   void wake_one(Lane& lane) {
-    boost::fibers::context* ctx = lane.idle.back().ctx;
-    lane.idle.pop_back();
+    Park* p = lane.idle.pop_back();
+    --lane.idle_count;
     ++lane.pending;
-    boost::fibers::context::active()->schedule(ctx);
+    p->wake();
   }
 
   // Asks up to `most` of the lane's idle runners beyond `keep` to end, the coldest first; they
   // end when they next run. Returns how many were asked.
   static std::size_t end_idle_runners(Lane& lane, std::size_t keep, std::size_t most) {
     std::size_t n = 0;
-    for (; n < most && lane.idle.size() > keep; ++n) {
-      IdleRunner r = lane.idle.front();
-      lane.idle.pop_front();
-      r.runner->exit_requested = true;
-      boost::fibers::context::active()->schedule(r.ctx);
+    for (; n < most && lane.idle_count > keep; ++n) {
+      auto* r = static_cast<IdleRunner*>(lane.idle.pop_front());
+      --lane.idle_count;
+      r->exit_requested = true;
+      r->wake();
     }
     return n;
   }
@@ -170,38 +166,36 @@ class Executor {
   bool trim_some(Lane& lane) {
     end_idle_runners(lane, kKeptIdleRunners, kTrimBatch);
     const bool more_stacks = lane.pool->trim_excess(kTrimBatch);
-    return lane.idle.size() > kKeptIdleRunners || more_stacks;
+    return lane.idle_count > kKeptIdleRunners || more_stacks;
   }
 
   static void run_lane(Lane* lane);
   static void run_task(Runner& self, TaskBase* t) noexcept;
 
-  // Suspends the calling fiber (the thread's main fiber, in ~Executor) until at most `n`
+  // Suspends the calling fiber (the thread's main fiber, in ~ThreadRunners) until at most `n`
   // runners are left.
   void wait_until_live(std::size_t n) {
     while (live_ > n) {
+      Park p;
       exit_target_ = n;
-      exit_waiter_ = boost::fibers::context::active();
-      exit_waiter_->suspend();
+      exit_waiter_ = &p;
+      (void)p.wait({}, std::nullopt);
     }
   }
 
   void runner_exited() {
-    if (--live_ <= exit_target_ && exit_waiter_) {
-      boost::fibers::context* w = std::exchange(exit_waiter_, nullptr);
-      boost::fibers::context::active()->schedule(w);
-    }
+    if (--live_ <= exit_target_ && exit_waiter_) std::exchange(exit_waiter_, nullptr)->wake();
   }
 
   std::vector<std::unique_ptr<Lane>> lanes_;
   Lane* last_ = nullptr;
   std::size_t live_ = 0;
   bool stopping_ = false;
-  boost::fibers::context* exit_waiter_ = nullptr;
+  Park* exit_waiter_ = nullptr;
   std::size_t exit_target_ = 0;  // live_ at which exit_waiter_ is woken
 };
 
-void Executor::run_task(Runner& self, TaskBase* t) noexcept {
+void ThreadRunners::run_task(Runner& self, TaskBase* t) noexcept {
   TaskGroup* group = t->group_;
   const bool held_slot = t->holds_slot();
   self.current = t;
@@ -223,11 +217,10 @@ void Executor::run_task(Runner& self, TaskBase* t) noexcept {
   group->task_finished(held_slot);
 }
 
-void Executor::run_lane(Lane* lane) {
+void ThreadRunners::run_lane(Lane* lane) {
   Runner self;
-  boost::fibers::context* ctx = boost::fibers::context::active();
-  ctx->set_fss_data(&kRunnerKey, no_cleanup(), &self, false);
-  Executor& ex = *lane->exec;
+  bi::set_runner_slot(&self);
+  ThreadRunners& ex = *lane->exec;
   --lane->pending;
   for (;;) {
     if (lane->queue.empty()) {
@@ -239,9 +232,11 @@ void Executor::run_lane(Lane* lane) {
         if (!lane->queue.empty()) continue;
       }
       if (ex.stopping_) break;
-      lane->idle.push_back(IdleRunner{ctx, &self});
-      ctx->suspend();
-      if (self.exit_requested) break;
+      IdleRunner idle;
+      lane->idle.push_back(idle);
+      ++lane->idle_count;
+      (void)idle.wait({}, std::nullopt);
+      if (idle.exit_requested) break;
       --lane->pending;
       continue;
     }
@@ -258,23 +253,24 @@ void Executor::run_lane(Lane* lane) {
     run_task(self, t);
     --lane->busy;
   }
-  ctx->set_fss_data(&kRunnerKey, no_cleanup(), nullptr, false);
+  bi::set_runner_slot(nullptr);
   ex.runner_exited();
 }
 
 }  // namespace
 
-void enqueue_on_this_thread(TaskBase* task, std::size_t stack_size) {
-  Executor& ex = Executor::here();
-  Lane& lane = ex.lane(stack_size);
-  // Start the runner first: if that throws, nothing was queued. It cannot run before we
-  // suspend, so it will find the task.
-  if (lane.pending == 0) ex.wake_or_start(lane);
-  lane.queue.push(task);
+namespace {
+thread_local Executor* installed_executor = nullptr;
+}  // namespace
+
+Executor& current_executor() {
+  return installed_executor ? *installed_executor : ThreadRunners::here();
 }
 
+Executor* install_executor(Executor* e) noexcept { return std::exchange(installed_executor, e); }
+
 TaskBase* current_task() noexcept {
-  auto* r = static_cast<Runner*>(boost::fibers::context::active()->get_fss_data(&kRunnerKey));
+  auto* r = static_cast<Runner*>(bi::runner_slot());
   return r ? r->current : nullptr;
 }
 

@@ -6,7 +6,6 @@
 #include <optional>
 #include <stdexcept>
 
-#include <fiberutils/detail/wait.hpp>
 #include <fiberutils/this_task.hpp>
 
 namespace fiberutils {
@@ -46,14 +45,14 @@ bool Semaphore::try_acquire_until_steady(std::chrono::steady_clock::time_point t
 
 // The slow path. A waiter announces itself (waiters_) before it looks at the count, and release()
 // adds to the count before it looks at waiters_; both are seq_cst, so at least one of them sees
-// the other, and release() notifies under m_, which the waiter holds until it is enqueued on cv_.
+// the other, and release() wakes under m_, which the waiter holds until it is parked in parked_.
 bool Semaphore::wait_and_acquire(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  const std::stop_token stop = this_task::stop_token();
+  const std::stop_token stop = detail::current_stop_token();
   std::unique_lock<std::mutex> lk(m_);
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool took = false;
   try {
-    while (detail::wait_cancellable(lk, cv_, stop, deadline, [this] {
+    while (detail::park_until(lk, parked_, stop, deadline, [this] {
       return count_.load(std::memory_order_seq_cst) > 0;
     })) {
       if ((took = try_acquire())) break;  // else another fiber took it first: wait again
@@ -67,10 +66,10 @@ bool Semaphore::wait_and_acquire(std::optional<std::chrono::steady_clock::time_p
 }
 
 // A waiter leaving without a permit (cancelled, timed out) while permits are free passes the
-// wake-up on: notify_one may have picked it. m_ is held.
+// wake-up on: wake_one may have picked it. m_ is held.
 void Semaphore::leave_waiting(bool took) noexcept {
   const std::size_t left = waiters_.fetch_sub(1, std::memory_order_seq_cst) - 1;
-  if (!took && left > 0 && count_.load(std::memory_order_seq_cst) > 0) cv_.notify_one();
+  if (!took && left > 0 && count_.load(std::memory_order_seq_cst) > 0) parked_.wake_one();
 }
 
 void Semaphore::release(std::ptrdiff_t n) {
@@ -84,10 +83,8 @@ void Semaphore::release(std::ptrdiff_t n) {
                                          std::memory_order_relaxed));
   if (waiters_.load(std::memory_order_seq_cst) == 0) return;
   std::lock_guard<std::mutex> lk(m_);
-  if (n == 1)
-    cv_.notify_one();
-  else
-    cv_.notify_all();
+  for (std::ptrdiff_t i = 0; i < n && parked_.wake_one(); ++i) {
+  }
 }
 
 std::ptrdiff_t Semaphore::count() const noexcept { return count_.load(std::memory_order_relaxed); }

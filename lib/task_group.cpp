@@ -6,7 +6,9 @@
 #include <stdexcept>
 
 #include <fiberutils/cancelled.hpp>
-#include <fiberutils/detail/wait.hpp>
+#include <fiberutils/detail/park.hpp>
+
+#include "executor.hpp"
 
 #include "fiberutils_config.hpp"
 
@@ -31,7 +33,7 @@ void TaskGroup::submit(TaskBase* t) {
   const bool needs_slot = t->holds_slot();
   if (!needs_slot || (pending_.empty() && try_admit_locked())) {
     try {
-      enqueue_on_this_thread(t, stack_size_);
+      current_executor().enqueue(t, stack_size_);
     } catch (...) {
       // No runner could be started (out of memory): undo, so the group stays consistent.
       if (needs_slot) release_locked();
@@ -49,7 +51,7 @@ void TaskGroup::admit_pending_locked() noexcept {
   while (!pending_.empty() && try_admit_locked()) {
     TaskBase* t = pending_.pop();
     try {
-      enqueue_on_this_thread(t, stack_size_);
+      current_executor().enqueue(t, stack_size_);
     } catch (...) {
       // Out of memory for a runner: keep the task first in line; the next task to finish
       // admits it again.
@@ -68,7 +70,7 @@ void TaskGroup::task_finished(bool held_slot) noexcept {
   }
   if (--count_ == 0) {
     on_idle_locked();
-    idle_cv_.notify_all();
+    joiners_.wake_all();
   }
 }
 
@@ -84,7 +86,7 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
         "fiberutils: join() called from one of the group's own tasks (it could never return)");
   const std::stop_token stop = self ? self->group_->task_token() : std::stop_token{};
   std::unique_lock<std::mutex> lk(m_);
-  if (!wait_cancellable(lk, idle_cv_, stop, deadline, [this] { return count_ == 0; }))
+  if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; }))
     return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.
   if (stop_.stop_requested()) stop_ = std::stop_source{};
@@ -113,7 +115,7 @@ std::size_t TaskGroup::size() const noexcept {
 void TaskGroup::shutdown() noexcept {
   cancel();
   std::unique_lock<std::mutex> lk(m_);
-  idle_cv_.wait(lk, [this] { return count_ == 0; });
+  (void)park_until(lk, joiners_, std::stop_token{}, std::nullopt, [this] { return count_ == 0; });
   std::exception_ptr e = take_error_locked();
   lk.unlock();
   if (!e) return;

@@ -29,7 +29,7 @@
 #include <optional>
 #include <mutex>
 
-#include <boost/fiber/condition_variable.hpp>
+#include <fiberutils/detail/park.hpp>
 
 namespace fiberutils {
 
@@ -75,9 +75,9 @@ class Semaphore {
   void leave_waiting(bool took) noexcept;
 
   // The count is atomic so that try_acquire() and a release() nobody waits for take no lock
-  // (Pool admits and finishes every task through them). m_ and cv_ serve waiters only.
+  // (Pool admits and finishes every task through them). m_ and parked_ serve waiters only.
   std::mutex m_;
-  boost::fibers::condition_variable_any cv_;
+  detail::ParkQueue parked_;
   std::atomic<std::ptrdiff_t> count_;
   std::atomic<std::size_t> waiters_{0};
 };

@@ -11,8 +11,8 @@
 //   than kCapacity values wait to be consumed (and a slot is free when the stream has a limit).
 //   A queued task holds no stack, so a slow consumer bounds memory. Sleeping tasks hold no value,
 //   so they do not cap concurrency.
-// - The channel carries std::optional<T>: an empty optional is a wake-up that makes the consumer
-//   look at the stream's state again (all tasks finished, cancel, or the consumer's own stop).
+// - The consumer waits on the park (detail/park.hpp); producers, the last task's end and cancel()
+//   wake it under m_.
 //
 // Locking: TaskGroup::m_ guards everything here, channel pushes included, so "the consumer is
 // about to wait" and "nothing more will come" are decided under one lock.
@@ -32,6 +32,7 @@
 #include <boost/fiber/buffered_channel.hpp>
 
 #include <fiberutils/cancelled.hpp>
+#include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task_group.hpp>
 #include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
@@ -102,7 +103,10 @@ class StreamCore : protected TaskGroup {
     deliverable_.fetch_add(1, std::memory_order_seq_cst);
     if (overflow_.empty()) {
       std::optional<T> item(std::move(v));
-      if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) return;
+      if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) {
+        wake_consumer_locked();
+        return;
+      }
       v = std::move(*item);  // try_push leaves the value where it was when the channel is full
     }
     overflow_.push_back(std::move(v));
@@ -134,8 +138,7 @@ class StreamCore : protected TaskGroup {
   friend class StreamIterator<T>;
 
   void wake_consumer_locked() noexcept {
-    // The consumer checked that the channel was empty before waiting, so a wake-up fits.
-    if (consumer_waiting_) (void)channel_.try_push(std::optional<T>());
+    if (consumer_park_) std::exchange(consumer_park_, nullptr)->wake();
   }
 
   // The consumer side: fills current_ with the next value, or sets ended_. Suspends while
@@ -148,7 +151,6 @@ class StreamCore : protected TaskGroup {
     std::optional<T> item;
     while (!cancelled_.load(std::memory_order_acquire) &&
            channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
-      if (!item) continue;  // a wake-up
       deliverable_.fetch_sub(1, std::memory_order_seq_cst);
       if (attention_.load(std::memory_order_seq_cst)) {
         std::lock_guard<std::mutex> lk(m_);
@@ -171,7 +173,6 @@ class StreamCore : protected TaskGroup {
       std::optional<T> item;
       // After cancel() the values still buffered are discarded, as on the fast path.
       if (!cancelled_ && channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
-        if (!item) continue;  // a wake-up
         if (take_locked(std::move(item))) return;
         continue;
       }
@@ -188,26 +189,15 @@ class StreamCore : protected TaskGroup {
         }
         return;
       }
-      consumer_waiting_ = true;
+      // Producers push and wake under m_, so nothing can arrive between our look and parking.
+      Park p;
+      consumer_park_ = &p;
       lk.unlock();
-      {
-        std::optional<std::stop_callback<Waker>> on_stop;
-        if (stop.stop_possible()) on_stop.emplace(stop, Waker{this});
-        channel_.pop(item);
-      }
+      (void)p.wait(stop, std::nullopt);
       lk.lock();
-      consumer_waiting_ = false;
-      if (item && take_locked(std::move(item))) return;
+      if (consumer_park_ == &p) consumer_park_ = nullptr;  // a stop woke us, not a producer
     }
   }
-
-  struct Waker {
-    StreamCore* s;
-    void operator()() const noexcept {
-      std::lock_guard<std::mutex> lk(s->m_);
-      s->wake_consumer_locked();
-    }
-  };
 
   // A value reached the consumer: it leaves room for another, so admit queued tasks. Returns
   // false when the value is to be skipped (operator++ without a dereference).
@@ -264,7 +254,7 @@ class StreamCore : protected TaskGroup {
   // or tasks wait for room in the buffer.
   std::atomic<bool> attention_{false};
   std::optional<Semaphore> slots_;
-  bool consumer_waiting_ = false;
+  Park* consumer_park_ = nullptr;  // the consumer, while it waits for a value or the end
   std::atomic<bool> cancelled_{false};  // written under m_; read by the fast path too
   // Consumer-only state (one consumer at a time).
   bool ended_ = false;

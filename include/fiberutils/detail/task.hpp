@@ -76,6 +76,10 @@ class TaskQueue {
   std::size_t size_ = 0;
 };
 
+// The task the calling fiber is running, or nullptr outside tasks (lib/executor.cpp). Never
+// suspends.
+TaskBase* current_task() noexcept;
+
 // f is invoked as std::jthread would: with the task's stop token first when it accepts one.
 template <class F, class... Args>
 inline constexpr bool takes_stop_token_v =

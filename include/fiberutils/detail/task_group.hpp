@@ -19,20 +19,11 @@
 #include <stop_token>
 #include <utility>
 
-#include <boost/fiber/condition_variable.hpp>
-
+#include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task.hpp>
 #include <fiberutils/stack_size.hpp>
 
 namespace fiberutils::detail {
-
-using Clock = std::chrono::steady_clock;
-
-// Hands a task to the calling thread's runners (lib/executor.cpp). Never suspends.
-void enqueue_on_this_thread(TaskBase* task, std::size_t stack_size);
-
-// The task the calling fiber is running, or nullptr outside tasks. Never suspends.
-TaskBase* current_task() noexcept;
 
 class TaskGroup {
  public:
@@ -86,7 +77,7 @@ class TaskGroup {
   bool is_own_task(TaskBase* t) const noexcept { return t && t->group_ == this; }
 
   mutable std::mutex m_;
-  boost::fibers::condition_variable_any idle_cv_;  // notified when count_ reaches 0
+  ParkQueue joiners_;  // woken when count_ reaches 0
 
  private:
   void submit(TaskBase* task);

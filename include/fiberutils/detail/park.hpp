@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Internal: the park, the one way a fiberutils fiber waits.
+//
+// A Park is made by the fiber that is about to wait, on its own stack, for one wait. That fiber
+// publishes it where its wakers will find it (a ParkQueue under the waited-for object's lock, or
+// a single atomic slot), and then calls wait(). It resumes exactly once, for the first of:
+// - wake(), from any thread, any fiber, a plain thread or an Asio handler; only the first call
+//   wakes it (it returns true), later ones return false;
+// - the stop of the std::stop_token passed to wait(), requested from anywhere;
+// - the deadline passed to wait().
+// No lost wake-up: a wake() after the Park was made and before wait() suspends makes wait()
+// return at once. A wake() may come while the waiter is not suspended yet; the waiter's thread
+// resumes it only after it has suspended (fiberutils requires schedulers that do not migrate
+// running fibers: round_robin, or its own executors).
+//
+// Lifetime: a waker may only touch a Park it found published under the lock (or claimed from the
+// slot) that the waiter takes again before destroying the Park, so a Park never outlives a
+// waker's use of it. Everything a library wait needs on top (a predicate, a cancellation point)
+// is park_until() below.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+
+namespace boost::fibers {
+class context;
+}
+
+namespace fiberutils::detail {
+
+using Clock = std::chrono::steady_clock;
+
+enum class ParkStatus { woken, timed_out, stopped };
+
+class Park {
+ public:
+  // Binds the Park to the calling fiber and arms it: wake() works from now on.
+  Park() noexcept;
+  Park(const Park&) = delete;
+  Park& operator=(const Park&) = delete;
+  ~Park();
+
+  // wake() resumes the waiting fiber if no wake-up, stop or deadline did first. Never suspends,
+  // never blocks the thread; any thread.
+  bool wake() noexcept;
+
+  // wait(stop, deadline) suspends the calling fiber (the one that made the Park) until it is
+  // woken, `stop` is requested, or the deadline passes; returns which came first. Not a
+  // cancellation point by itself: callers turn `stopped` into fu::cancelled. A Park waits once.
+  ParkStatus wait(const std::stop_token& stop, std::optional<Clock::time_point> deadline) noexcept;
+
+  // Intrusive links for ParkQueue; guarded by the queue owner's lock.
+  Park* next_ = nullptr;
+  Park* prev_ = nullptr;
+  bool queued_ = false;
+
+ private:
+  struct OnStop;
+  std::intptr_t marker() const noexcept { return reinterpret_cast<std::intptr_t>(this); }
+
+  boost::fibers::context* fiber_;
+  bool woke_itself_ = false;  // a stop callback that ran inline in wait(), on the waiter itself
+};
+
+// A FIFO of parked fibers. Not synchronised: the owner's lock guards it, and wakers wake under it.
+class ParkQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push_back(Park& p) noexcept;
+  void remove(Park& p) noexcept;  // no-op when p is not queued
+  Park* pop_front() noexcept;
+  Park* pop_back() noexcept;
+  // Wakes the first waiter that can still be woken (skipping those a stop or timeout took);
+  // false when none could be.
+  bool wake_one() noexcept;
+  void wake_all() noexcept;
+
+ private:
+  Park* head_ = nullptr;
+  Park* tail_ = nullptr;
+};
+
+// The calling fiber's stop token for library waits: its task's, or one that never stops outside
+// tasks. (Deadline scopes and other stop sources join here.)
+std::stop_token current_stop_token() noexcept;
+
+// park_until(lk, q, stop, deadline, pred) waits with `lk` held on entry and on return until
+// pred() holds (true) or the deadline passes (false). Throws fu::cancelled, `lk` held, when `stop`
+// is requested before or during the wait: pass current_stop_token() for a cancellation point, or
+// an empty token for a wait that cannot be cancelled. Wakers call q.wake_one()/wake_all() under
+// the same lock after changing what pred() reads.
+template <class Pred>
+bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const std::stop_token& stop,
+                std::optional<Clock::time_point> deadline, Pred pred);
+
+[[noreturn]] void throw_cancelled();
+
+template <class Pred>
+bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const std::stop_token& stop,
+                std::optional<Clock::time_point> deadline, Pred pred) {
+  for (;;) {
+    if (stop.stop_requested()) throw_cancelled();
+    if (pred()) return true;
+    if (deadline && Clock::now() >= *deadline) return false;
+    Park p;
+    q.push_back(p);
+    lk.unlock();
+    (void)p.wait(stop, deadline);
+    lk.lock();
+    q.remove(p);  // still queued after a stop or a timeout
+  }
+}
+
+}  // namespace fiberutils::detail

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "boost_internals.hpp"
+
+#include <atomic>
+
+#include <boost/fiber/context.hpp>
+
+namespace fiberutils::detail::boost_internals {
+
+Fiber* active() noexcept { return boost::fibers::context::active(); }
+
+void arm(Fiber* f, std::intptr_t marker) noexcept {
+  f->twstatus.store(marker, std::memory_order_release);
+}
+
+bool claim(Fiber* f, std::intptr_t marker) noexcept {
+  return f->twstatus.compare_exchange_strong(marker, -1, std::memory_order_acq_rel,
+                                             std::memory_order_acquire);
+}
+
+std::intptr_t disarm(Fiber* f) noexcept { return f->twstatus.exchange(0, std::memory_order_acq_rel); }
+
+void schedule(Fiber* f) noexcept { boost::fibers::context::active()->schedule(f); }
+
+void suspend() noexcept { boost::fibers::context::active()->suspend(); }
+
+void suspend_until(std::chrono::steady_clock::time_point tp) noexcept {
+  (void)boost::fibers::context::active()->wait_until(tp);
+}
+
+namespace {
+const char kRunnerKey = 0;
+
+struct NoCleanup final : boost::fibers::detail::fss_cleanup_function {
+  void operator()(void*) override {}
+};
+
+const boost::fibers::detail::fss_cleanup_function::ptr_t& no_cleanup() {
+  static const boost::fibers::detail::fss_cleanup_function::ptr_t fn{new NoCleanup};
+  return fn;
+}
+}  // namespace
+
+void set_runner_slot(void* data) noexcept {
+  // set_fss_data allocates a map node the first time a fiber uses the slot; a runner sets it
+  // once at its start, where running out of memory terminates (as Boost's own fiber start does).
+  boost::fibers::context::active()->set_fss_data(&kRunnerKey, no_cleanup(), data, false);
+}
+
+void* runner_slot() noexcept {
+  return boost::fibers::context::active()->get_fss_data(&kRunnerKey);
+}
+
+}  // namespace fiberutils::detail::boost_internals

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Internal: every use fiberutils makes of Boost.Fiber beyond its documented API, in one place.
+//
+// Boost.Fiber 1.74 documents fibers, their synchronisation primitives and scheduling algorithms,
+// but not how to suspend the running fiber and resume it later from anywhere, which is what the
+// park (detail/park.hpp) needs, nor where to keep per-fiber data cheaply. Both exist as public
+// members of boost::fibers::context, used by Boost.Fiber's own primitives. Each function below
+// says what it relies on and what would break if a Boost release changed it; test coverage:
+// park_test (every wake-up path), executor_test, this_task_test.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace boost::fibers {
+class context;
+}
+
+namespace fiberutils::detail::boost_internals {
+
+using Fiber = boost::fibers::context;
+
+// The running fiber of the calling thread (Boost's thread-local context::active()). On a thread
+// that never ran a fiber this creates the thread's Boost scheduler first (an allocation, once).
+Fiber* active() noexcept;
+
+// The "timed-wait status" word (context::twstatus) is how Boost's own timed waits settle the race
+// between a timeout and a wake-up: the scheduler's sleep queue, when a deadline passes, exchanges
+// it for -2 and resumes the fiber only if it was not -1; a waker claims a waiting fiber with a
+// compare-and-swap from the wait's marker to -1 and then schedules it. Any value other than 0, -1
+// and -2 works as a marker. If a Boost release dropped or changed this protocol, a timed park
+// would be resumed twice (timeout and wake-up) or not at all: park_test's timed cases fail.
+void arm(Fiber* f, std::intptr_t marker) noexcept;
+// Claims the fiber for a wake-up: true for exactly one claimer of an armed wait, false when it
+// was claimed already, timed out, or armed with another marker.
+bool claim(Fiber* f, std::intptr_t marker) noexcept;
+// Ends the wait: returns what the word held (-1 claimed, -2 timed out, else the marker).
+std::intptr_t disarm(Fiber* f) noexcept;
+
+// Makes a suspended fiber ready, from any thread (context::schedule: a fiber of another thread
+// goes through that thread's remote ready queue and wakes its scheduler). The fiber must have
+// been claimed. Calls from a thread that runs no fibers create its Boost scheduler (see active()).
+void schedule(Fiber* f) noexcept;
+// Suspends the running fiber until scheduled (context::suspend), or also until tp
+// (context::wait_until: the fiber sits in the scheduler's sleep queue, see arm()).
+void suspend() noexcept;
+void suspend_until(std::chrono::steady_clock::time_point tp) noexcept;
+
+// Per-fiber data for fiberutils' runners: one slot of context's fiber-specific storage (what
+// boost::fibers::fiber_specific_ptr uses, here without its allocation per fiber), keyed by the
+// address of a static of ours. The value is owned by the caller and cleared before the fiber
+// ends (the slot's cleanup function does nothing).
+void set_runner_slot(void* data) noexcept;
+void* runner_slot() noexcept;
+
+}  // namespace fiberutils::detail::boost_internals
