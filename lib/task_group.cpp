@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
+#include <string>
 
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/detail/park.hpp>
 
 #include "executor.hpp"
-
 #include "fiberutils_config.hpp"
 
 namespace fiberutils {
@@ -18,13 +18,54 @@ StackSize default_stack_size() noexcept { return StackSize{FIBERUTILS_DEFAULT_ST
 
 namespace detail {
 
-TaskGroup::TaskGroup(StackSize stack) : stack_size_(stack.bytes) {
+void throw_second_consumer() {
+  throw std::logic_error(
+      "fiberutils: a second fiber iterates a stream while another one waits on it (a stream has "
+      "one consumer at a time)");
+}
+
+std::size_t checked_limit(std::ptrdiff_t n, const char* who) {
+  if (n < 1) throw std::invalid_argument(std::string(who) + ": limit must be at least 1");
+  return static_cast<std::size_t>(n);
+}
+
+TaskGroup::TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate)
+    : stack_size_(stack.bytes), limit_(limit), gate_(gate) {
   if (stack.bytes == 0) throw std::invalid_argument("fiberutils: StackSize must not be 0");
+  if (limit > 0) slots_.emplace(static_cast<std::ptrdiff_t>(limit));
 }
 
 TaskGroup::~TaskGroup() {
-  // Owners call shutdown() first; this is the backstop for a TaskGroup used directly.
-  shutdown();
+  cancel();
+  std::unique_lock<std::mutex> lk(m_);
+  // A cancelled stream admits the tasks it held back for room, here on the owner's thread, so
+  // that they start, meet their stop and end (cancel() itself may come from a thread that runs
+  // no fibers). For Group and Pool this admits nothing that a free slot would not.
+  admit_pending_locked();
+  (void)park_until(lk, joiners_, std::stop_token{}, std::nullopt, [this] { return count_ == 0; });
+  std::exception_ptr e = take_error_locked();
+  const std::size_t dropped = dropped_;
+  lk.unlock();
+  if (!e) return;
+  // Never lose an error silently: nobody joined after it was thrown.
+  const char* more = dropped > 0 ? " (and later ones were dropped)" : "";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "fiberutils: a task's exception was never joined: %s%s\n", ex.what(), more);
+  } catch (...) {
+    std::fprintf(stderr, "fiberutils: a task's exception was never joined (not a std::exception)%s\n",
+                 more);
+  }
+}
+
+bool TaskGroup::try_admit_locked() noexcept {
+  if (gate_ && !gate_->has_room_locked()) return false;
+  return !slots_ || slots_->try_acquire();
+}
+
+void TaskGroup::release_locked() noexcept {
+  if (slots_) slots_->release();
 }
 
 void TaskGroup::submit(TaskBase* t) {
@@ -69,14 +110,22 @@ void TaskGroup::task_finished(bool held_slot) noexcept {
     admit_pending_locked();
   }
   if (--count_ == 0) {
-    on_idle_locked();
+    if (gate_) gate_->on_idle_locked();
     joiners_.wake_all();
   }
 }
 
 void TaskGroup::record_error(std::exception_ptr e) noexcept {
   std::lock_guard<std::mutex> lk(m_);
-  if (!error_) error_ = std::move(e);
+  if (!error_)
+    error_ = std::move(e);
+  else
+    ++dropped_;
+}
+
+std::size_t TaskGroup::dropped_exceptions() const noexcept {
+  std::lock_guard<std::mutex> lk(m_);
+  return dropped_;
 }
 
 bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
@@ -84,10 +133,9 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
   if (is_own_task(self))
     throw std::logic_error(
         "fiberutils: join() called from one of the group's own tasks (it could never return)");
-  const std::stop_token stop = self ? self->group_->task_token() : std::stop_token{};
+  const std::stop_token stop = current_stop_token();
   std::unique_lock<std::mutex> lk(m_);
-  if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; }))
-    return false;
+  if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; })) return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.
   if (stop_.stop_requested()) stop_ = std::stop_source{};
   if (std::exception_ptr e = take_error_locked()) {
@@ -102,6 +150,7 @@ void TaskGroup::cancel() noexcept {
   {
     std::lock_guard<std::mutex> lk(m_);
     s = stop_;
+    if (gate_) gate_->on_cancel_locked();
   }
   // Outside the lock: stop callbacks take the locks of whatever the tasks wait on.
   s.request_stop();
@@ -112,21 +161,17 @@ std::size_t TaskGroup::size() const noexcept {
   return count_;
 }
 
-void TaskGroup::shutdown() noexcept {
-  cancel();
-  std::unique_lock<std::mutex> lk(m_);
-  (void)park_until(lk, joiners_, std::stop_token{}, std::nullopt, [this] { return count_ == 0; });
-  std::exception_ptr e = take_error_locked();
-  lk.unlock();
-  if (!e) return;
-  // Never lose an error silently: nobody joined after it was thrown.
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "fiberutils: a task's exception was never joined: %s\n", ex.what());
-  } catch (...) {
-    std::fprintf(stderr, "fiberutils: a task's exception was never joined (not a std::exception)\n");
-  }
+void TaskGroup::wait_for_slot() {
+  if (!slots_) return;
+  slots_->acquire();
+  // Give the slot back the way a finishing task does, so a task queued meanwhile starts.
+  std::lock_guard<std::mutex> lk(m_);
+  release_locked();
+  admit_pending_locked();
+}
+
+std::size_t TaskGroup::free_slots() const noexcept {
+  return slots_ ? static_cast<std::size_t>(slots_->count()) : 0;
 }
 
 }  // namespace detail

@@ -42,12 +42,11 @@
 
 namespace fiberutils {
 
-class Group : protected detail::TaskGroup {
+class Group {
  public:
   // Group() runs tasks on stacks of default_stack_size(); Group(StackSize{n}) on n bytes.
   Group() : Group(default_stack_size()) {}
-  explicit Group(StackSize stack) : TaskGroup(stack) {}
-  ~Group() override { shutdown(); }
+  explicit Group(StackSize stack) : group_(stack, 0) {}
 
   // spawn(f, args...) runs std::invoke(f, args...) as a task, or f(stop_token, args...) when
   // f accepts the task's std::stop_token first (as std::jthread does). f and args are
@@ -56,14 +55,14 @@ class Group : protected detail::TaskGroup {
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) {
     FIBERUTILS_CHECK_SPAWN_ARGS(F, Args);
-    spawn_with(detail::DiscardResult{}, std::forward<F>(f), std::forward<Args>(args)...);
+    group_.spawn_with(detail::DiscardResult{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   // join() suspends the calling fiber until every task has finished, then rethrows the first
   // exception a task threw (and forgets it); the group can be used again. Several fibers and
   // threads may join at once. Throws std::logic_error when called from one of the group's own
   // tasks. Cancellation point.
-  void join() { TaskGroup::join_until(std::nullopt); }
+  void join() { group_.join_until(std::nullopt); }
 
   // join_for(d) / join_until(tp): join() that gives up at the deadline, returning false (the
   // tasks go on). Returns true, or throws, as join() does.
@@ -73,16 +72,25 @@ class Group : protected detail::TaskGroup {
   }
   template <class C, class D>
   bool join_until(std::chrono::time_point<C, D> tp) {
-    return TaskGroup::join_until(detail::Clock::now() +
-                                 std::chrono::ceil<detail::Clock::duration>(tp - C::now()));
+    return group_.join_until(detail::Clock::now() +
+                             std::chrono::ceil<detail::Clock::duration>(tp - C::now()));
   }
 
   // cancel() requests stop on every unfinished task, and on tasks spawned after it until join()
   // next returns. Never suspends.
-  using TaskGroup::cancel;
+  void cancel() noexcept { group_.cancel(); }
 
   // size() is the number of tasks spawned and not finished (running or waiting to start).
-  using TaskGroup::size;
+  std::size_t size() const noexcept { return group_.size(); }
+
+  // dropped_exceptions() counts the exceptions tasks threw that no join() will rethrow: join()
+  // rethrows the first of a generation, and every later one (until that join) is counted here
+  // and destroyed. Never suspends.
+  std::size_t dropped_exceptions() const noexcept { return group_.dropped_exceptions(); }
+
+ protected:
+  Group(StackSize stack, std::size_t limit) : group_(stack, limit) {}
+  detail::TaskGroup group_;  // last: its destructor waits for tasks while the rest is alive
 };
 
 }  // namespace fiberutils

@@ -16,126 +16,20 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
-#include <deque>
-#include <mutex>
-#include <optional>
 #include <ranges>
 #include <utility>
 
 #include <fiberutils/detail/stream.hpp>
 #include <fiberutils/stack_size.hpp>
-#include <fiberutils/yielder.hpp>
 
 namespace fiberutils {
 
 template <class T>
-class OrderedYielder : public detail::StreamCore<T> {
-  using Core = detail::StreamCore<T>;
-
+class OrderedYielder : public detail::BasicStream<OrderedYielder<T>, T, true> {
  public:
-  OrderedYielder() : Core(0, default_stack_size()) {}
-  explicit OrderedYielder(std::ptrdiff_t limit, StackSize stack = default_stack_size())
-      : Core(detail::checked_stream_limit(limit), stack) {}
-  template <class Body>
-  OrderedYielder(detail::BodyTag, std::ptrdiff_t limit, Body&& body)
-      : Core(limit, default_stack_size()) {
-    detail::spawn_body(*this, std::forward<Body>(body));
-  }
-  ~OrderedYielder() override {
-    this->cancel_for_destruction();  // discards unconsumed values, lets held-back tasks end
-    this->shutdown();
-  }
-
-  // spawn(f, args...): Yielder::spawn, taking its place in the order now. Never suspends.
-  template <class F, class... Args>
-  void spawn(F&& f, Args&&... args) {
-    FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
-    const std::uint64_t seq = reserve();
-    try {
-      this->spawn_with(Sink{this, seq}, std::forward<F>(f), std::forward<Args>(args)...);
-    } catch (...) {
-      settle(seq, std::nullopt);
-      throw;
-    }
-  }
-
-  // put(v) yields v in its place in the order. Never suspends; inside a task, a cancellation
-  // point.
-  void put(T v) {
-    Core::check_put_allowed();
-    std::lock_guard<std::mutex> lk(this->m_);
-    if (order_.empty()) {
-      ++base_;
-      this->deliver_locked(std::move(v));
-      return;
-    }
-    order_.push_back(Place{std::optional<T>(std::move(v)), true});
-  }
-
-  void cancel() noexcept { this->cancel_stream(); }
-
- private:
-  template <class Stream, class Body>
-  friend void detail::spawn_body(Stream&, Body&&);
-  template <class Body>
-  void spawn_body_task(Body&& body) {
-    this->spawn_with(detail::BodySink{}, std::forward<Body>(body));
-  }
-
-  // A place in the order: settled once its task finished (with or without a value).
-  struct Place {
-    std::optional<T> value;
-    bool settled = false;
-  };
-
-  struct Sink {
-    static constexpr bool kAdmitted = true;
-    OrderedYielder* y;
-    std::uint64_t seq;
-    bool settled = false;
-    template <class R>
-    void deliver(R&& r) {
-      settled = true;
-      if constexpr (detail::is_optional_v<std::remove_cvref_t<R>>) {
-        y->settle(seq, r ? std::optional<T>(T(std::move(*r))) : std::nullopt);
-      } else {
-        y->settle(seq, std::optional<T>(T(std::forward<R>(r))));
-      }
-    }
-    void deliver_nothing() {
-      settled = true;
-      y->settle(seq, std::nullopt);
-    }
-    // An exception, or a task that never ran: its place is skipped.
-    void abandon_if_undelivered() {
-      if (!settled) y->settle(seq, std::nullopt);
-    }
-  };
-
-  std::uint64_t reserve() {
-    std::lock_guard<std::mutex> lk(this->m_);
-    order_.emplace_back();
-    return base_ + order_.size() - 1;
-  }
-
-  // Settles a place (once) and releases every value that no longer waits for an earlier one.
-  void settle(std::uint64_t seq, std::optional<T>&& v) {
-    std::lock_guard<std::mutex> lk(this->m_);
-    if (seq < base_) return;  // settled and released already
-    Place& p = order_[static_cast<std::size_t>(seq - base_)];
-    if (p.settled) return;
-    p.settled = true;
-    p.value = std::move(v);
-    while (!order_.empty() && order_.front().settled) {
-      if (order_.front().value) this->deliver_locked(std::move(*order_.front().value));
-      order_.pop_front();
-      ++base_;
-    }
-  }
-
-  std::deque<Place> order_;  // places from base_ on that are not released yet
-  std::uint64_t base_ = 0;   // sequence number of order_.front()
+  // Constructors, spawn(), put(), cancel(), size(), dropped_exceptions(): Yielder's, except that
+  // spawn() and put() take their place in the order when they are called.
+  using detail::BasicStream<OrderedYielder<T>, T, true>::BasicStream;
 };
 
 template <class T, class Body>
@@ -144,7 +38,7 @@ OrderedYielder<T> ordered_yielding(Body&& body) {
 }
 template <class T, class Body>
 OrderedYielder<T> ordered_yielding(std::ptrdiff_t limit, Body&& body) {
-  return OrderedYielder<T>(detail::BodyTag{}, detail::checked_stream_limit(limit),
+  return OrderedYielder<T>(detail::BodyTag{}, detail::checked_limit(limit, "fiberutils: a stream"),
                            std::forward<Body>(body));
 }
 

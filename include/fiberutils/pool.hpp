@@ -32,23 +32,16 @@ class Pool : public Group {
  public:
   // Pool(n) runs at most n task bodies at once. Throws std::invalid_argument when n < 1.
   explicit Pool(std::ptrdiff_t limit) : Pool(limit, default_stack_size()) {}
-  Pool(std::ptrdiff_t limit, StackSize stack);
-  ~Pool() override;
+  Pool(std::ptrdiff_t limit, StackSize stack)
+      : Group(stack, detail::checked_limit(limit, "fiberutils::Pool")) {}
 
   // wait_available() suspends the calling fiber until a slot is free (backpressure for a
   // producer that should not queue far ahead). It does not reserve the slot. Cancellation point.
-  void wait_available();
+  void wait_available() { group_.wait_for_slot(); }
 
   // free_count() is the number of free slots at the time of the call; limit() is n.
-  std::size_t free_count() const noexcept;
-  std::size_t limit() const noexcept { return limit_; }
-
- private:
-  bool try_admit_locked() noexcept override;
-  void release_locked() noexcept override;
-
-  std::size_t limit_;
-  Semaphore slots_;
+  std::size_t free_count() const noexcept { return group_.free_slots(); }
+  std::size_t limit() const noexcept { return group_.limit(); }
 };
 
 }  // namespace fiberutils

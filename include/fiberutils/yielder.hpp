@@ -17,11 +17,13 @@
 //   consumed, queued tasks are not started (they hold no stack), so a slow consumer bounds
 //   memory. The owner may spawn or put any amount before it starts iterating.
 // - Thread-safe: spawn(), put(), cancel(), size() from any thread and fiber; one consumer
-//   iterates at a time. Tasks run on the thread that spawned them.
+//   iterates at a time: a second fiber that iterates while the first waits for a value gets
+//   std::logic_error. Tasks run on the thread that spawned them.
 // - cancel() requests stop on every task and ends the iteration without an error: the loop's
 //   next operator* or comparison with end() finds the end, also when values are buffered (they
 //   are discarded, never delivered). Tasks held back for room in a full buffer do not start
 //   after a cancel: they stay counted in size() until the destructor lets them end.
+// - dropped_exceptions(): as Group's, the exceptions after the first that the loop will not rethrow.
 // - Destructor: requests stop on unfinished tasks and suspends until they have finished; values
 //   not consumed are discarded. Not copyable or movable (tasks refer to it): return one from a
 //   function as the prvalue of fu::yielding().
@@ -38,12 +40,7 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
-#include <mutex>
-#include <optional>
 #include <ranges>
-#include <stdexcept>
-#include <type_traits>
 #include <utility>
 
 #include <fiberutils/detail/stream.hpp>
@@ -51,87 +48,16 @@
 
 namespace fiberutils {
 
-namespace detail {
-struct BodyTag {};
-
-inline std::ptrdiff_t checked_stream_limit(std::ptrdiff_t limit) {
-  if (limit < 1) throw std::invalid_argument("fiberutils: a stream's limit must be at least 1");
-  return limit;
-}
-
-// Runs a yielding() body as a task that holds no slot.
-template <class Stream, class Body>
-void spawn_body(Stream& s, Body&& body) {
-  static_assert(std::is_invocable_v<std::decay_t<Body>&, Stream&>,
-                "fiberutils: a yielding body must be callable as body(stream&)");
-  s.spawn_body_task([&s, b = std::forward<Body>(body)]() mutable { std::invoke(b, s); });
-}
-}  // namespace detail
-
 template <class T>
-class Yielder : public detail::StreamCore<T> {
-  using Core = detail::StreamCore<T>;
-
+class Yielder : public detail::BasicStream<Yielder<T>, T, false> {
  public:
   // Yielder() runs any number of tasks at once; Yielder(n) at most n (n >= 1, else
-  // std::invalid_argument).
-  Yielder() : Core(0, default_stack_size()) {}
-  explicit Yielder(std::ptrdiff_t limit, StackSize stack = default_stack_size())
-      : Core(detail::checked_stream_limit(limit), stack) {}
-  // Used by fu::yielding(): `body(*this)` runs as a task that holds no slot.
-  template <class Body>
-  Yielder(detail::BodyTag, std::ptrdiff_t limit, Body&& body) : Core(limit, default_stack_size()) {
-    detail::spawn_body(*this, std::forward<Body>(body));
-  }
-  ~Yielder() override {
-    this->cancel_for_destruction();  // discards unconsumed values, lets held-back tasks end
-    this->shutdown();
-  }
-
+  // std::invalid_argument); Yielder(n, StackSize{bytes}) with stacks of that size.
+  //
   // spawn(f, args...): Group::spawn's rules; f's result is yielded (see above). Never suspends.
-  template <class F, class... Args>
-  void spawn(F&& f, Args&&... args) {
-    FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
-    this->spawn_with(Sink{this}, std::forward<F>(f), std::forward<Args>(args)...);
-  }
-
   // put(v) yields v. Never suspends; inside a task, a cancellation point.
-  void put(T v) {
-    Core::check_put_allowed();
-    std::lock_guard<std::mutex> lk(this->m_);
-    this->deliver_locked(std::move(v));
-  }
-
-  // cancel(): see above. Never suspends.
-  void cancel() noexcept { this->cancel_stream(); }
-
- private:
-  template <class Stream, class Body>
-  friend void detail::spawn_body(Stream&, Body&&);
-  template <class Body>
-  void spawn_body_task(Body&& body) {
-    this->spawn_with(detail::BodySink{}, std::forward<Body>(body));
-  }
-
-  struct Sink {
-    static constexpr bool kAdmitted = true;
-    Yielder* y;
-    template <class R>
-    void deliver(R&& r) {
-      if constexpr (detail::is_optional_v<std::remove_cvref_t<R>>) {
-        if (r) y->deliver(T(std::move(*r)));
-      } else {
-        y->deliver(T(std::forward<R>(r)));
-      }
-    }
-    void deliver_nothing() noexcept {}
-    void abandon_if_undelivered() noexcept {}
-  };
-
-  void deliver(T&& v) {
-    std::lock_guard<std::mutex> lk(this->m_);
-    this->deliver_locked(std::move(v));
-  }
+  // cancel(), size(), dropped_exceptions(): see above. Never suspend.
+  using detail::BasicStream<Yielder<T>, T, false>::BasicStream;
 };
 
 // yielding<T>(body) / yielding<T>(limit, body): a Yielder<T> whose `body(y)` runs as a task that
@@ -143,7 +69,7 @@ Yielder<T> yielding(Body&& body) {
 }
 template <class T, class Body>
 Yielder<T> yielding(std::ptrdiff_t limit, Body&& body) {
-  return Yielder<T>(detail::BodyTag{}, detail::checked_stream_limit(limit),
+  return Yielder<T>(detail::BodyTag{}, detail::checked_limit(limit, "fiberutils: a stream"),
                     std::forward<Body>(body));
 }
 

@@ -1,26 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Internal: what Yielder and OrderedYielder share. A StreamCore is a TaskGroup (the same task
-// machinery as Group and Pool) whose finished tasks hand values to one consumer through a
-// boost::fibers::buffered_channel drained lazily by an input iterator.
+// Internal: what Yielder and OrderedYielder are made of.
 //
-// Flow and memory:
-// - Values ready for the consumer ("deliverable") go into the channel, or into `overflow_` when
-//   it is full, so producers never block: the owner may put or spawn any amount before iterating.
-// - Backpressure is applied by not *starting* work: a queued task is admitted only while fewer
-//   than kCapacity values wait to be consumed (and a slot is free when the stream has a limit).
-//   A queued task holds no stack, so a slow consumer bounds memory. Sleeping tasks hold no value,
-//   so they do not cap concurrency.
-// - The consumer waits on the park (detail/park.hpp); producers, the last task's end and cancel()
-//   wake it under m_.
+// StreamCore<T> is a stream's buffer and its one consumer: a boost::fibers::buffered_channel
+// drained lazily by an input iterator. BasicStream<Self, T, kInSpawnOrder> adds the tasks (a
+// TaskGroup, the same machinery as Group and Pool, held as its last member), spawn/put/cancel,
+// and for OrderedYielder the places in spawn order; Yielder and OrderedYielder are BasicStream
+// with their names.
 //
-// Locking: TaskGroup::m_ guards everything here, channel pushes included, so "the consumer is
-// about to wait" and "nothing more will come" are decided under one lock.
+// The path of a value: a task's result or a put() goes into the channel (lock-free but for the
+// channel's own spinlock), or into `overflow_` behind it when the channel is full, so producers
+// never block; the consumer pops from the channel, or under the group's mutex refills it from
+// overflow_, and parks (detail/park.hpp) when nothing is there. OrderedYielder first holds a
+// value in its place until every earlier place has settled (under the mutex).
+//
+// Backpressure is applied by not *starting* work: a queued task is admitted only while fewer
+// than kStreamCapacity values wait to be consumed (and a slot is free when the stream has a
+// limit). A queued task holds no stack, so a slow consumer bounds memory. Sleeping tasks hold no
+// value, so they do not cap concurrency.
+//
+// Synchronisation: producers push without the mutex; the mutex (the TaskGroup's) guards
+// overflow_, the consumer's park and the decision that the stream has ended. Two flags tell the
+// lock-free sides when to take it: `attention_` (values wait in overflow_, or tasks wait for
+// room: the consumer's next pop takes the lock) and `consumer_parked_` (a producer's push takes
+// the lock to wake the consumer; set before the consumer's last look at the channel, and the
+// channel's spinlock orders that look against every push, so no wake-up is lost).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
@@ -34,7 +45,6 @@
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task_group.hpp>
-#include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
 #include <fiberutils/this_task.hpp>
 
@@ -60,150 +70,124 @@ inline constexpr bool yields_into_v<T, std::optional<U>> = std::is_convertible_v
   static_assert(::fiberutils::detail::yields_into_v<T, ::fiberutils::detail::task_result_t<F, Args...>>, \
                 "fiberutils: a stream's task must return T, std::optional<T> or void")
 
+// Converts what a task returned into the optional value it yields.
+template <class T, class R>
+std::optional<T> yielded_value(R&& r) {
+  if constexpr (is_optional_v<std::remove_cvref_t<R>>) {
+    if (!r) return std::nullopt;
+    return std::optional<T>(T(std::move(*r)));
+  } else {
+    return std::optional<T>(T(std::forward<R>(r)));
+  }
+}
+
+[[noreturn]] void throw_second_consumer();
+
 template <class T>
 class StreamIterator;
 
 template <class T>
-class StreamCore : protected TaskGroup {
+class StreamCore : private StreamGate {
  public:
-  using TaskGroup::size;
-
   StreamIterator<T> begin() { return StreamIterator<T>(this); }
   StreamIterator<T> end() { return StreamIterator<T>(); }
 
  protected:
-  StreamCore(std::ptrdiff_t limit, StackSize stack) : TaskGroup(stack) {
-    if (limit < 0) throw std::invalid_argument("fiberutils: a stream's limit must be >= 1");
-    if (limit > 0) slots_.emplace(limit);
-  }
+  // `tasks` is the owner's TaskGroup, constructed after this and destroyed before it.
+  explicit StreamCore(TaskGroup& tasks) : tasks_(tasks) {}
+  StreamGate* gate() noexcept { return this; }
 
-  // Stop tasks, wait for them; values not consumed are discarded with the channel.
-  void cancel_stream() noexcept {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      cancelled_.store(true, std::memory_order_release);
-      wake_consumer_locked();
+  // Hands a value to the consumer. Never suspends; any thread; mutex not held.
+  void push(T&& v) {
+    if (cancelled_.load(std::memory_order_acquire)) return;  // nobody will read it
+    if (!attention_.load(std::memory_order_acquire)) {
+      produced_.fetch_add(1, std::memory_order_relaxed);
+      std::optional<T> item(std::move(v));
+      if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) {
+        if (consumer_parked_.load(std::memory_order_seq_cst)) {
+          std::lock_guard<std::mutex> lk(tasks_.mutex());
+          wake_consumer_locked();
+        }
+        return;
+      }
+      produced_.fetch_sub(1, std::memory_order_relaxed);
+      v = std::move(*item);  // try_push leaves the value where it was when the channel is full
     }
-    TaskGroup::cancel();
+    std::lock_guard<std::mutex> lk(tasks_.mutex());
+    push_locked(std::move(v));
   }
 
-  // The destructors' first step: cancel_stream(), then tasks held back for room in a full
-  // buffer (nothing will be consumed any more) start here, on the owner's thread, meet their
-  // stop and end; otherwise shutdown() would wait for them forever. Not done in cancel_stream()
-  // because cancel() may come from a thread that runs no fibers.
-  void cancel_for_destruction() noexcept {
-    cancel_stream();
-    std::lock_guard<std::mutex> lk(m_);
-    admit_pending_locked();
-  }
-
-  // Hands a value to the consumer, in order; m_ held. Never suspends.
-  void deliver_locked(T&& v) {
-    if (cancelled_ || ended_) return;  // nobody will read it
-    deliverable_.fetch_add(1, std::memory_order_seq_cst);
+  // The same with the mutex held: behind any values in overflow_ (OrderedYielder's releases).
+  void push_locked(T&& v) {
+    if (cancelled_.load(std::memory_order_relaxed)) return;
+    produced_.fetch_add(1, std::memory_order_relaxed);
     if (overflow_.empty()) {
       std::optional<T> item(std::move(v));
       if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) {
         wake_consumer_locked();
         return;
       }
-      v = std::move(*item);  // try_push leaves the value where it was when the channel is full
+      v = std::move(*item);
     }
     overflow_.push_back(std::move(v));
-    attention_.store(true, std::memory_order_seq_cst);
+    attention_.store(true, std::memory_order_release);
   }
-
-  // Put from the owner or a task: never suspends; inside a task, a cancellation point.
-  static void check_put_allowed() {
-    if (this_task::stop_requested()) throw cancelled{};
-  }
-
-  bool try_admit_locked() noexcept override {
-    if (!cancelled_.load(std::memory_order_relaxed) &&
-        deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) {
-      // Ask the consumer to admit after its next pop. It pops without the lock, so announce
-      // first and look again: of the two (its decrement then its look at attention_, our store
-      // then our look at deliverable_), at least one sees the other.
-      attention_.store(true, std::memory_order_seq_cst);
-      if (deliverable_.load(std::memory_order_seq_cst) >= kStreamCapacity) return false;
-    }
-    return !slots_ || slots_->try_acquire();
-  }
-  void release_locked() noexcept override {
-    if (slots_) slots_->release();
-  }
-  void on_idle_locked() noexcept override { wake_consumer_locked(); }
 
  private:
   friend class StreamIterator<T>;
 
+  // StreamGate, called by the TaskGroup with its mutex held.
+  bool has_room_locked() noexcept final {
+    if (cancelled_.load(std::memory_order_relaxed)) return true;  // let held-back tasks end
+    if (waiting() < static_cast<std::int64_t>(kStreamCapacity)) return true;
+    attention_.store(true, std::memory_order_release);  // the consumer admits after a pop
+    return false;
+  }
+  void on_cancel_locked() noexcept final {
+    cancelled_.store(true, std::memory_order_release);
+    wake_consumer_locked();
+  }
+  void on_idle_locked() noexcept final { wake_consumer_locked(); }
+
+  // Values in the channel and overflow_, give or take pushes and pops in flight.
+  std::int64_t waiting() const noexcept {
+    return static_cast<std::int64_t>(produced_.load(std::memory_order_relaxed) -
+                                     consumed_.load(std::memory_order_relaxed));
+  }
+
   void wake_consumer_locked() noexcept {
-    if (consumer_park_) std::exchange(consumer_park_, nullptr)->wake();
+    if (!consumer_park_) return;
+    consumer_parked_.store(false, std::memory_order_relaxed);
+    std::exchange(consumer_park_, nullptr)->wake();
   }
 
   // The consumer side: fills current_ with the next value, or sets ended_. Suspends while
   // nothing is ready; a cancellation point when the consumer is a task.
   void fetch() {
     if (current_ || ended_) return;
-    // Fast path, without the lock: a value is waiting in the channel.
-    TaskBase* self = current_task();
-    if (self && self->group_->task_stop_requested()) throw cancelled{};
+    // Only another fiber can call this while the consumer is parked.
+    if (consumer_parked_.load(std::memory_order_relaxed)) throw_second_consumer();
+    if (this_task::stop_requested()) throw cancelled{};
     std::optional<T> item;
     while (!cancelled_.load(std::memory_order_acquire) &&
            channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
-      deliverable_.fetch_sub(1, std::memory_order_seq_cst);
-      if (attention_.load(std::memory_order_seq_cst)) {
-        std::lock_guard<std::mutex> lk(m_);
+      if (taken(std::move(item), nullptr)) return;
+    }
+    slow_fetch(current_stop_token());
+  }
+
+  // A value left the channel: count it, let the lock-free producers' backlog in when asked, and
+  // keep it unless operator++ skipped it. `lk`: the mutex, when held.
+  bool taken(std::optional<T>&& item, std::unique_lock<std::mutex>* lk) {
+    consumed_.store(consumed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (attention_.load(std::memory_order_acquire)) {
+      if (lk) {
+        after_pop_locked();
+      } else {
+        std::lock_guard<std::mutex> g(tasks_.mutex());
         after_pop_locked();
       }
-      if (skip_ > 0) {
-        --skip_;
-        continue;
-      }
-      current_ = std::move(item);
-      return;
     }
-    slow_fetch(self ? self->group_->task_token() : std::stop_token{});
-  }
-
-  void slow_fetch(const std::stop_token& stop) {
-    std::unique_lock<std::mutex> lk(m_);
-    for (;;) {
-      if (stop.stop_requested()) throw cancelled{};
-      std::optional<T> item;
-      // After cancel() the values still buffered are discarded, as on the fast path.
-      if (!cancelled_ && channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
-        if (take_locked(std::move(item))) return;
-        continue;
-      }
-      if (!cancelled_ && !overflow_.empty()) {
-        refill_locked();
-        continue;
-      }
-      if (cancelled_ || count_locked() == 0) {
-        ended_ = true;
-        std::exception_ptr e = cancelled_ ? nullptr : take_error_locked();
-        if (e) {
-          lk.unlock();
-          std::rethrow_exception(e);
-        }
-        return;
-      }
-      // Producers push and wake under m_, so nothing can arrive between our look and parking.
-      Park p;
-      consumer_park_ = &p;
-      lk.unlock();
-      (void)p.wait(stop, std::nullopt);
-      lk.lock();
-      if (consumer_park_ == &p) consumer_park_ = nullptr;  // a stop woke us, not a producer
-    }
-  }
-
-  // A value reached the consumer: it leaves room for another, so admit queued tasks. Returns
-  // false when the value is to be skipped (operator++ without a dereference).
-  bool take_locked(std::optional<T>&& item) {
-    deliverable_.fetch_sub(1, std::memory_order_seq_cst);
-    after_pop_locked();
     if (skip_ > 0) {
       --skip_;
       return false;
@@ -212,12 +196,56 @@ class StreamCore : protected TaskGroup {
     return true;
   }
 
+  void slow_fetch(const std::stop_token& stop) {
+    std::unique_lock<std::mutex> lk(tasks_.mutex());
+    std::optional<T> item;
+    for (;;) {
+      if (stop.stop_requested()) throw cancelled{};
+      if (cancelled_.load(std::memory_order_relaxed)) break;
+      if (channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
+        if (taken(std::move(item), &lk)) return;
+        continue;
+      }
+      if (!overflow_.empty()) {
+        refill_locked();
+        continue;
+      }
+      if (tasks_.count_locked() == 0) break;
+      tasks_.admit_pending_locked();  // everything was consumed: there is room
+      if (consumer_park_) throw_second_consumer();
+      Park p;
+      consumer_park_ = &p;
+      consumer_parked_.store(true, std::memory_order_seq_cst);
+      // The last look, after announcing the park: a push that this misses sees the flag.
+      if (channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
+        // Nobody woke the park: wakers wake under the mutex, which we hold.
+        consumer_park_ = nullptr;
+        consumer_parked_.store(false, std::memory_order_relaxed);
+        if (taken(std::move(item), &lk)) return;
+        continue;
+      }
+      lk.unlock();
+      (void)p.wait(stop, std::nullopt);
+      lk.lock();
+      if (consumer_park_ == &p) {  // a stop woke us, not a producer
+        consumer_park_ = nullptr;
+        consumer_parked_.store(false, std::memory_order_relaxed);
+      }
+    }
+    ended_ = true;
+    std::exception_ptr e = cancelled_.load(std::memory_order_relaxed) ? nullptr : tasks_.take_error_locked();
+    if (e) {
+      lk.unlock();
+      std::rethrow_exception(e);
+    }
+  }
+
   // A value left: move overflow into the channel and start tasks held back for room.
   void after_pop_locked() {
-    attention_.store(false, std::memory_order_seq_cst);
+    attention_.store(false, std::memory_order_relaxed);
     refill_locked();
-    if (!overflow_.empty()) attention_.store(true, std::memory_order_seq_cst);
-    admit_pending_locked();  // sets attention_ again if the buffer is still full
+    if (!overflow_.empty()) attention_.store(true, std::memory_order_release);
+    tasks_.admit_pending_locked();  // sets attention_ again if there is still no room
   }
 
   void refill_locked() {
@@ -246,20 +274,139 @@ class StreamCore : protected TaskGroup {
     return ended_;
   }
 
+  TaskGroup& tasks_;
   boost::fibers::buffered_channel<std::optional<T>> channel_{kStreamCapacity};
-  std::deque<T> overflow_;
-  // Values in channel_ and overflow_. Atomic because the consumer pops without the lock.
-  std::atomic<std::size_t> deliverable_{0};
-  // Set (under m_) when the consumer's next pop must take the lock: values wait in overflow_,
-  // or tasks wait for room in the buffer.
-  std::atomic<bool> attention_{false};
-  std::optional<Semaphore> slots_;
-  Park* consumer_park_ = nullptr;  // the consumer, while it waits for a value or the end
-  std::atomic<bool> cancelled_{false};  // written under m_; read by the fast path too
+  std::deque<T> overflow_;                   // behind the channel; mutex
+  std::atomic<std::uint64_t> produced_{0};   // values pushed, channel or overflow
+  std::atomic<std::uint64_t> consumed_{0};   // values popped (written by the consumer only)
+  std::atomic<bool> attention_{false};       // see the file comment
+  std::atomic<bool> consumer_parked_{false};
+  std::atomic<bool> cancelled_{false};       // written under the mutex
+  Park* consumer_park_ = nullptr;            // mutex
   // Consumer-only state (one consumer at a time).
   bool ended_ = false;
   std::optional<T> current_;
   std::size_t skip_ = 0;
+};
+
+struct BodyTag {};
+
+// A stream with its tasks. Self is Yielder<T> or OrderedYielder<T>, what yielding() bodies get.
+template <class Self, class T, bool kInSpawnOrder>
+class BasicStream : public StreamCore<T> {
+  using Core = StreamCore<T>;
+
+ public:
+  BasicStream() : BasicStream(Limit{0}, default_stack_size()) {}
+  explicit BasicStream(std::ptrdiff_t limit, StackSize stack = default_stack_size())
+      : BasicStream(Limit{checked_limit(limit, "fiberutils: a stream")}, stack) {}
+  // Used by fu::yielding()/ordered_yielding(): `body(self)` runs as a task that holds no slot.
+  template <class Body>
+  BasicStream(BodyTag, std::size_t limit, Body&& body)
+      : BasicStream(Limit{limit}, default_stack_size()) {
+    static_assert(std::is_invocable_v<std::decay_t<Body>&, Self&>,
+                  "fiberutils: a yielding body must be callable as body(stream&)");
+    tasks_.spawn_with(BodySink{}, [this, b = std::forward<Body>(body)]() mutable {
+      std::invoke(b, static_cast<Self&>(*this));
+    });
+  }
+
+  template <class F, class... Args>
+  void spawn(F&& f, Args&&... args) {
+    FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
+    if constexpr (kInSpawnOrder) {
+      const std::uint64_t seq = reserve();
+      try {
+        tasks_.spawn_with(Sink{this, seq}, std::forward<F>(f), std::forward<Args>(args)...);
+      } catch (...) {
+        settle(seq, std::nullopt);
+        throw;
+      }
+    } else {
+      tasks_.spawn_with(Sink{this, 0}, std::forward<F>(f), std::forward<Args>(args)...);
+    }
+  }
+
+  void put(T v) {
+    if (this_task::stop_requested()) throw cancelled{};
+    if constexpr (kInSpawnOrder) {
+      std::lock_guard<std::mutex> lk(tasks_.mutex());
+      if (order_.empty()) {
+        ++base_;
+        this->push_locked(std::move(v));
+      } else {
+        order_.push_back(Place{std::optional<T>(std::move(v)), true});
+      }
+    } else {
+      this->push(std::move(v));
+    }
+  }
+
+  void cancel() noexcept { tasks_.cancel(); }
+  std::size_t size() const noexcept { return tasks_.size(); }
+  std::size_t dropped_exceptions() const noexcept { return tasks_.dropped_exceptions(); }
+
+ private:
+  struct Limit {
+    std::size_t n;  // 0: none
+  };
+  BasicStream(Limit limit, StackSize stack) : Core(tasks_), tasks_(stack, limit.n, this->gate()) {}
+
+  // Delivers a task's result: at once, or into its place in the order.
+  struct Sink {
+    static constexpr bool kAdmitted = true;
+    BasicStream* s;
+    std::uint64_t seq;
+    bool settled = false;
+    template <class R>
+    void deliver(R&& r) {
+      settled = true;
+      std::optional<T> v = yielded_value<T>(std::forward<R>(r));
+      if constexpr (kInSpawnOrder) {
+        s->settle(seq, std::move(v));
+      } else if (v) {
+        s->push(std::move(*v));
+      }
+    }
+    void deliver_nothing() { abandon_if_undelivered(); }
+    // An exception, or a task that never ran: its place is skipped.
+    void abandon_if_undelivered() {
+      if constexpr (kInSpawnOrder)
+        if (!settled) s->settle(seq, std::nullopt);
+      settled = true;
+    }
+  };
+
+  // A place in the order: settled once its task finished (with or without a value).
+  struct Place {
+    std::optional<T> value;
+    bool settled = false;
+  };
+
+  std::uint64_t reserve() {
+    std::lock_guard<std::mutex> lk(tasks_.mutex());
+    order_.emplace_back();
+    return base_ + order_.size() - 1;
+  }
+
+  // Settles a place (once) and releases every value that no longer waits for an earlier one.
+  void settle(std::uint64_t seq, std::optional<T>&& v) {
+    std::lock_guard<std::mutex> lk(tasks_.mutex());
+    if (seq < base_) return;  // settled and released already
+    Place& p = order_[static_cast<std::size_t>(seq - base_)];
+    if (p.settled) return;
+    p.settled = true;
+    p.value = std::move(v);
+    while (!order_.empty() && order_.front().settled) {
+      if (order_.front().value) this->push_locked(std::move(*order_.front().value));
+      order_.pop_front();
+      ++base_;
+    }
+  }
+
+  std::deque<Place> order_;  // OrderedYielder: places from base_ on not released yet; mutex
+  std::uint64_t base_ = 0;   // sequence number of order_.front()
+  TaskGroup tasks_;          // last: its destructor waits for the tasks while the rest is alive
 };
 
 // An input iterator over a stream; the default-constructed one is end(). It waits in operator*
@@ -299,7 +446,8 @@ class StreamIterator {
   }
 
  private:
-  friend class StreamCore<T>;
+  template <class>
+  friend class StreamCore;
   explicit StreamIterator(StreamCore<T>* s) : s_(s) {}
   StreamCore<T>* stream() const {
     if (!s_) throw std::logic_error("fiberutils: using a stream's end() iterator");

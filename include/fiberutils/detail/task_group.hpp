@@ -3,12 +3,17 @@
 // Internal: the one task machinery behind Group, Pool, Yielder and OrderedYielder.
 //
 // A TaskGroup counts its unfinished tasks, keeps the first exception, owns the stop source its
-// tasks share, and admits tasks to the calling thread's runners. Subclasses decide admission
-// (Pool: a semaphore slot; streams: a slot and room in the buffer): a task that is not admitted
-// waits in `pending_` as a queued callable, without a stack.
+// tasks share, and admits tasks to the executor of the thread they are admitted on. Admission is
+// the optional limit (a Semaphore of `limit` slots: Pool, a stream's limit) and, for streams, a
+// StreamGate that refuses while the stream's buffer is full. A task that is not admitted waits in
+// `pending_` as a queued callable, without a stack.
+//
+// Owners hold the TaskGroup as their *last* member: its destructor cancels and waits for every
+// task while whatever the tasks use (a stream's buffer, its order) is still alive, so no owner's
+// destructor has anything to remember.
 //
 // Locking: one std::mutex per group, held only for short sections that never suspend and never
-// run user code, so it is safe from any thread and any fiber.
+// run user code, so it is safe from any thread and any fiber. Streams guard their buffer with it.
 #pragma once
 
 #include <chrono>
@@ -21,16 +26,33 @@
 
 #include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task.hpp>
+#include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
 
 namespace fiberutils::detail {
 
+// A limit from a user: n >= 1, else std::invalid_argument naming `who` (e.g. "fiberutils::Pool").
+std::size_t checked_limit(std::ptrdiff_t n, const char* who);
+
+// What a stream adds to admission; every call with the group's mutex held.
+class StreamGate {
+ public:
+  virtual bool has_room_locked() noexcept = 0;   // false: hold tasks back
+  virtual void on_cancel_locked() noexcept = 0;  // cancel() was called
+  virtual void on_idle_locked() noexcept = 0;    // the last task finished
+ protected:
+  ~StreamGate() = default;
+};
+
 class TaskGroup {
  public:
-  explicit TaskGroup(StackSize stack);
+  // limit 0: no limit. gate: nullptr for Group and Pool.
+  TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate = nullptr);
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
-  virtual ~TaskGroup();
+  // Requests stop, lets held-back tasks of a cancelled stream start (and meet their stop), and
+  // suspends until every task has finished; an error nobody joined goes to stderr.
+  ~TaskGroup();
 
   // Creates the task, counts it and admits or queues it. Never suspends. A task whose Sink is
   // not kAdmitted (a stream's body) starts at once, without a slot.
@@ -45,45 +67,46 @@ class TaskGroup {
   bool join_until(std::optional<Clock::time_point> deadline);
   void cancel() noexcept;
   std::size_t size() const noexcept;
+  // Exceptions thrown by tasks that were dropped because an earlier one was kept for join().
+  std::size_t dropped_exceptions() const noexcept;
+
+  // The limit: wait_for_slot() suspends until a slot is free (not reserving it); cancellation
+  // point. free_slots() and limit() (0: no limit) never suspend.
+  void wait_for_slot();
+  std::size_t free_slots() const noexcept;
+  std::size_t limit() const noexcept { return limit_; }
 
   // The stop token of the group's current generation, which its tasks share. Read without the
   // lock: stop_ is replaced only by join() while no task is counted, and a task that reads it
   // is counted.
   std::stop_token task_token() const noexcept { return stop_.get_token(); }
   bool task_stop_requested() const noexcept { return stop_.stop_requested(); }
+  bool is_own_task(TaskBase* t) const noexcept { return t && t->group_ == this; }
 
-  // Called by runners (lib/executor.cpp) when a task ends.
+  // Called by runners when a task ends.
   void record_error(std::exception_ptr e) noexcept;
   void task_finished(bool held_slot) noexcept;
 
- protected:
-  // Stop tasks and wait for them without being a cancellation point; report an error nobody
-  // joined. Every owner's destructor calls it first, while its subclass state is still alive.
-  void shutdown() noexcept;
-
-  // Admission, called with m_ held. The default admits everything.
-  virtual bool try_admit_locked() noexcept { return true; }
-  virtual void release_locked() noexcept {}
-  // Called with m_ held when the last task finished.
-  virtual void on_idle_locked() noexcept {}
-
-  // Starts queued tasks while admission allows; m_ held. Subclasses call it when their
-  // admission state changes (a value consumed, a slot given back).
-  void admit_pending_locked() noexcept;
-
-  std::stop_token stop_token_locked() const noexcept { return stop_.get_token(); }
+  // For streams, with mutex() held: the task count, the first error, and a new look at the
+  // tasks held back (a value was consumed).
+  std::mutex& mutex() const noexcept { return m_; }
   std::size_t count_locked() const noexcept { return count_; }
   std::exception_ptr take_error_locked() noexcept { return std::exchange(error_, nullptr); }
-  bool is_own_task(TaskBase* t) const noexcept { return t && t->group_ == this; }
-
-  mutable std::mutex m_;
-  ParkQueue joiners_;  // woken when count_ reaches 0
+  void admit_pending_locked() noexcept;
 
  private:
   void submit(TaskBase* task);
+  bool try_admit_locked() noexcept;
+  void release_locked() noexcept;
 
+  mutable std::mutex m_;
+  ParkQueue joiners_;            // woken when count_ reaches 0
   std::size_t stack_size_;
+  std::size_t limit_;
+  std::optional<Semaphore> slots_;
+  StreamGate* gate_;
   std::size_t count_ = 0;        // spawned and not finished, pending included
+  std::size_t dropped_ = 0;      // see dropped_exceptions()
   std::exception_ptr error_;     // first error not yet rethrown
   std::stop_source stop_;        // shared by the tasks of this "generation" (until join returns)
   TaskQueue pending_;            // spawned, not admitted yet
