@@ -116,3 +116,19 @@ TEST_CASE("README: a Group with its own stack size runs a task that needs a big 
   // [stack]
   CHECK(used == 512 * 1024);
 }
+
+TEST_CASE("README: a Group destroyed without join() cancels its tasks") {
+  int done = 0;
+  // [no-join]
+  {
+    fu::Group g;
+    for (int i = 0; i < 5; ++i) {
+      g.spawn([&] {
+        fu::this_task::sleep_for(1ms);
+        ++done;
+      });
+    }
+  }  // no join(): ~Group cancels, so each sleep throws fu::cancelled and done stays 0
+  // [no-join]
+  CHECK(done == 0);
+}
