@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fiberutils/fiberutils.hpp>
@@ -131,4 +132,47 @@ TEST_CASE("README: a Group destroyed without join() cancels its tasks") {
   }  // no join(): ~Group cancels, so each sleep throws fu::cancelled and done stays 0
   // [no-join]
   CHECK(done == 0);
+}
+
+TEST_CASE("README: a call that blocks the thread stalls every task of that thread") {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  Clock::duration woke_after{};
+  // [blocking]
+  fu::Group g;
+  g.spawn([&] {
+    fu::this_task::sleep_for(10ms);  // due after 10 ms...
+    woke_after = Clock::now() - start;
+  });
+  g.spawn([] {
+    std::this_thread::sleep_for(300ms);  // ...but this blocks the thread: nothing runs for 300 ms
+  });
+  g.join();  // woke_after >= 300 ms
+  // [blocking]
+  CHECK(woke_after >= 300ms);
+
+  // The fiber sleep in the second task leaves the thread to the first.
+  const auto again = Clock::now();
+  g.spawn([&] {
+    fu::this_task::sleep_for(10ms);
+    woke_after = Clock::now() - again;
+  });
+  g.spawn([] { fu::this_task::sleep_for(300ms); });
+  g.join();
+  CHECK(woke_after < 300ms);
+}
+
+TEST_CASE("README: a task spawned from a std::thread starts when that thread suspends or exits") {
+  fu::Group g;
+  std::atomic<bool> started{false};
+  bool started_while_blocked = true;
+  std::thread t([&] {
+    g.spawn([&] { started = true; });
+    std::this_thread::sleep_for(50ms);  // blocks the thread: the task cannot start
+    started_while_blocked = started;
+  });  // the thread's queued task runs before it exits
+  t.join();
+  g.join();
+  CHECK_FALSE(started_while_blocked);
+  CHECK(started);
 }
