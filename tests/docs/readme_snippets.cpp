@@ -9,8 +9,12 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fiberutils/fiberutils.hpp>
@@ -115,4 +119,152 @@ TEST_CASE("README: a Group with its own stack size runs a task that needs a big 
   deep.join();
   // [stack]
   CHECK(used == 512 * 1024);
+}
+
+TEST_CASE("README: a Group destroyed without join() cancels its tasks") {
+  int done = 0;
+  // [no-join]
+  {
+    fu::Group g;
+    for (int i = 0; i < 5; ++i) {
+      g.spawn([&] {
+        fu::this_task::sleep_for(1ms);
+        ++done;
+      });
+    }
+  }  // no join(): ~Group cancels, so each sleep throws fu::cancelled and done stays 0
+  // [no-join]
+  CHECK(done == 0);
+}
+
+TEST_CASE("README: a call that blocks the thread stalls every task of that thread") {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  Clock::duration woke_after{};
+  // [blocking]
+  fu::Group g;
+  g.spawn([&] {
+    fu::this_task::sleep_for(10ms);  // due after 10 ms...
+    woke_after = Clock::now() - start;
+  });
+  g.spawn([] {
+    std::this_thread::sleep_for(300ms);  // ...but this blocks the thread: nothing runs for 300 ms
+  });
+  g.join();  // woke_after >= 300 ms
+  // [blocking]
+  CHECK(woke_after >= 300ms);
+
+  // The fiber sleep in the second task leaves the thread to the first.
+  const auto again = Clock::now();
+  g.spawn([&] {
+    fu::this_task::sleep_for(10ms);
+    woke_after = Clock::now() - again;
+  });
+  g.spawn([] { fu::this_task::sleep_for(300ms); });
+  g.join();
+  CHECK(woke_after < 300ms);
+}
+
+TEST_CASE("README: a task spawned from a std::thread starts when that thread suspends or exits") {
+  fu::Group g;
+  std::atomic<bool> started{false};
+  bool started_while_blocked = true;
+  std::thread t([&] {
+    g.spawn([&] { started = true; });
+    std::this_thread::sleep_for(50ms);  // blocks the thread: the task cannot start
+    started_while_blocked = started;
+  });  // the thread's queued task runs before it exits
+  t.join();
+  g.join();
+  CHECK_FALSE(started_while_blocked);
+  CHECK(started);
+}
+
+namespace {
+// A connection attempt to a server that is down: it waits (a cancellation point), then fails.
+// Calls made after the task's stop was requested are counted; a retry loop that swallowed
+// fu::cancelled would call it forever, so past 1000 such calls the test stops with a message
+// rather than hang.
+int attempts_after_stop = 0;
+void connect() {
+  if (fu::this_task::stop_requested() && ++attempts_after_stop > 1000) {
+    std::fprintf(stderr, "FAILED: a retry loop went on after cancel()\n");
+    std::abort();
+  }
+  fu::this_task::sleep_for(1ms);
+  throw std::runtime_error("connection refused");
+}
+}  // namespace
+
+TEST_CASE("README: retry loops that catch std::exception, or rethrow fu::cancelled, end on cancel()") {
+  attempts_after_stop = 0;
+  int failures = 0;
+  fu::Group g;
+  // [retry]
+  g.spawn([&] {
+    for (;;) {  // retry until connected
+      try {
+        connect();  // suspends inside: a cancellation point
+        return;
+      } catch (const std::exception&) {  // not catch (...): it would swallow fu::cancelled
+        ++failures;
+      }
+    }
+  });
+  g.spawn([&] {
+    for (;;) {
+      try {
+        connect();
+        return;
+      } catch (const fu::cancelled&) {
+        throw;  // the task's stop was requested: let fu::cancelled end the task
+      } catch (...) {  // everything else, std::exception or not
+        ++failures;
+      }
+    }
+  });
+  // [retry]
+  CHECK_FALSE(g.join_for(20ms));  // both keep retrying
+  CHECK(failures > 0);
+  g.cancel();
+  g.join();  // returns: each loop ended at its first cancellation point after cancel()
+  CHECK(attempts_after_stop == 0);
+}
+
+TEST_CASE("catch (...) around a cancellation point swallows fu::cancelled: the retry loop goes on") {
+  attempts_after_stop = 0;
+  int attempts = 0;
+  fu::Group g;
+  g.spawn([&] {
+    for (; attempts < 100; ++attempts) {  // bounded, so that this test ends
+      try {
+        connect();
+        return;
+      } catch (...) {  // also catches the fu::cancelled thrown by connect()'s sleep
+      }
+    }
+  });
+  CHECK_FALSE(g.join_for(10ms));
+  const int before_cancel = attempts;
+  g.cancel();
+  g.join();
+  // Every attempt left ran after the cancel (the one under way when it came was woken by it, the
+  // rest threw at once without suspending), instead of the loop ending at the first of them.
+  CHECK(attempts == 100);
+  CHECK(attempts_after_stop == 100 - before_cancel - 1);
+}
+
+TEST_CASE("README: a loop that never suspends holds off join_for's deadline until it ends") {
+  using Clock = std::chrono::steady_clock;
+  fu::Group g;
+  g.spawn([] {
+    const auto end = Clock::now() + 100ms;
+    while (!fu::this_task::stop_requested() && Clock::now() < end) {
+      // polls its token, but never suspends: nothing else runs on this thread meanwhile
+    }
+  });
+  const auto start = Clock::now();
+  g.join_for(1ms);  // the deadline cannot fire (nor a cancel() follow) while the loop runs
+  CHECK(Clock::now() - start >= 100ms);
+  g.join();
 }
