@@ -52,10 +52,15 @@ class Group {
   // f accepts the task's std::stop_token first (as std::jthread does). f and args are
   // decay-copied (std::ref passes a reference). Never suspends; what f returns is discarded.
   // Throws std::bad_alloc when out of memory, leaving the group unchanged.
+  // A callable that fits neither form is a compile-time error that says so, and nothing else.
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) {
-    FIBERUTILS_CHECK_SPAWN_ARGS(F, Args);
-    group_.spawn_with(detail::DiscardResult{}, std::forward<F>(f), std::forward<Args>(args)...);
+    if constexpr (!detail::task_invocable_v<F, Args...>)
+      static_assert(detail::always_false_v<F>,
+                    "fiberutils: spawn(f, args...) needs f callable as f(args...) or "
+                    "f(std::stop_token, args...) with decay-copied arguments");
+    else
+      group_.spawn_with(detail::DiscardResult{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   // join() suspends the calling fiber until every task has finished, then rethrows the first

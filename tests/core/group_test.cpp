@@ -271,3 +271,14 @@ TEST_CASE("the default stack size is the meson option's, and a group with its ow
   big.join();
   CHECK(touched > FIBERUTILS_DEFAULT_STACK_SIZE);
 }
+
+TEST_CASE("exceptions after the first are counted by dropped_exceptions, not lost silently") {
+  fu::Group g;
+  for (int i = 0; i < 3; ++i) g.spawn([i] { throw std::runtime_error("task " + std::to_string(i)); });
+  CHECK(g.dropped_exceptions() == 0);
+  CHECK_THROWS_AS(g.join(), std::runtime_error);
+  CHECK(g.dropped_exceptions() == 2);
+  g.spawn([] { throw std::runtime_error("once more"); });
+  CHECK_THROWS_AS(g.join(), std::runtime_error);
+  CHECK(g.dropped_exceptions() == 2);  // a lone exception is rethrown, not dropped
+}

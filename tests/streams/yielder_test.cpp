@@ -334,3 +334,38 @@ TEST_CASE("1,000,000 results through Yielder(64) add up") {
   for (long v : y) sum += v;
   CHECK(sum == n * (n - 1) / 2);
 }
+
+TEST_CASE_TEMPLATE("a second fiber iterating a stream while the first waits gets std::logic_error",
+                   Stream, fu::Yielder<int>, fu::OrderedYielder<int>) {
+  fu::Semaphore produce(0), first_waits(0);
+  Stream s;
+  s.spawn([&] {
+    first_waits.release();  // runs once the consumer below is parked: its loop started first
+    produce.acquire();
+    return 7;
+  });
+  fu::Group consumers;
+  std::vector<int> got;
+  consumers.spawn([&] {
+    for (int v : s) got.push_back(v);
+  });
+  first_waits.acquire();  // the consumer task waits in its loop now
+  std::string message;
+  try {
+    for (int v : s) got.push_back(v * 1000);
+  } catch (const std::logic_error& e) {
+    message = e.what();
+  }
+  CHECK(message.find("one consumer at a time") != std::string::npos);
+  produce.release();
+  consumers.join();
+  CHECK(got == std::vector<int>{7});  // the first consumer still gets every value
+}
+
+TEST_CASE_TEMPLATE("a stream counts the task exceptions it does not rethrow", Stream,
+                   fu::Yielder<int>, fu::OrderedYielder<int>) {
+  Stream s;
+  for (int i = 0; i < 4; ++i) s.spawn([]() -> int { throw std::runtime_error("bad"); });
+  CHECK_THROWS_AS(for (int v : s) (void)v, std::runtime_error);
+  CHECK(s.dropped_exceptions() == 3);
+}

@@ -65,11 +65,6 @@ inline constexpr bool yields_into_v = std::is_void_v<R> || std::is_convertible_v
 template <class T, class U>
 inline constexpr bool yields_into_v<T, std::optional<U>> = std::is_convertible_v<U, T>;
 
-#define FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args)                                             \
-  FIBERUTILS_CHECK_SPAWN_ARGS(F, Args);                                                       \
-  static_assert(::fiberutils::detail::yields_into_v<T, ::fiberutils::detail::task_result_t<F, Args...>>, \
-                "fiberutils: a stream's task must return T, std::optional<T> or void")
-
 // Converts what a task returned into the optional value it yields.
 template <class T, class R>
 std::optional<T> yielded_value(R&& r) {
@@ -313,7 +308,21 @@ class BasicStream : public StreamCore<T> {
 
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) {
-    FIBERUTILS_CHECK_STREAM_SPAWN(T, F, Args);
+    // Misuse stops at the library's message: nothing below is instantiated then.
+    if constexpr (!task_invocable_v<F, Args...>)
+      static_assert(always_false_v<F>,
+                    "fiberutils: spawn(f, args...) needs f callable as f(args...) or "
+                    "f(std::stop_token, args...) with decay-copied arguments");
+    else if constexpr (!yields_into_v<T, task_result_t<F, Args...>>)
+      static_assert(always_false_v<F>,
+                    "fiberutils: a stream's task must return T, std::optional<T> or void");
+    else
+      spawn_checked(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+ private:
+  template <class F, class... Args>
+  void spawn_checked(F&& f, Args&&... args) {
     if constexpr (kInSpawnOrder) {
       const std::uint64_t seq = reserve();
       try {
@@ -327,6 +336,7 @@ class BasicStream : public StreamCore<T> {
     }
   }
 
+ public:
   void put(T v) {
     if (this_task::stop_requested()) throw cancelled{};
     if constexpr (kInSpawnOrder) {

@@ -101,10 +101,9 @@ struct task_result<F, Args...> {
 template <class F, class... Args>
 using task_result_t = typename task_result<F, Args...>::type;
 
-#define FIBERUTILS_CHECK_SPAWN_ARGS(F, Args)                                                  \
-  static_assert(::fiberutils::detail::task_invocable_v<F, Args...>,                           \
-                "fiberutils: spawn(f, args...) needs f callable as f(args...) or "            \
-                "f(std::stop_token, args...) with decay-copied arguments")
+// For a static_assert that fires only in the branch of an `if constexpr` that is instantiated.
+template <class...>
+inline constexpr bool always_false_v = false;
 
 // The concrete task: decay-copies of f and args, and a Sink that receives what f returns.
 // Sink is empty for groups; streams use it to deliver values.

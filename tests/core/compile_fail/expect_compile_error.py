@@ -3,8 +3,8 @@
 """Compiles SOURCE, expecting failure with MESSAGE in the compiler's output.
 
 usage: expect_compile_error.py SOURCE MESSAGE COMPILER... -- FLAGS...
-Fails when the source compiles, or when it fails without the library's message (a wall of
-template errors instead of the one line a user should see).
+Fails when the source compiles, when it fails without the library's message, or when other
+errors come with it (a wall of template errors instead of the one a user should see).
 """
 import subprocess
 import sys
@@ -19,4 +19,8 @@ if result.returncode == 0:
 if message not in result.stderr:
     print(result.stderr[-3000:], file=sys.stderr)
     sys.exit(f"{source} failed to compile without the message {message!r}")
+errors = [line for line in result.stderr.splitlines() if " error: " in line or line.startswith("error: ")]
+if len(errors) != 1:
+    print(result.stderr[-6000:], file=sys.stderr)
+    sys.exit(f"{source}: {len(errors)} errors, but the library's message must be the only one")
 print(f"{source}: rejected with {message!r}")
