@@ -10,13 +10,8 @@
 #include <fiberutils/detail/park.hpp>
 
 #include "executor.hpp"
-#include "fiberutils_config.hpp"
 
-namespace fiberutils {
-
-StackSize default_stack_size() noexcept { return StackSize{FIBERUTILS_DEFAULT_STACK_SIZE}; }
-
-namespace detail {
+namespace fiberutils::detail {
 
 void throw_second_consumer() {
   throw std::logic_error(
@@ -174,5 +169,4 @@ std::size_t TaskGroup::free_slots() const noexcept {
   return slots_ ? static_cast<std::size_t>(slots_->count()) : 0;
 }
 
-}  // namespace detail
-}  // namespace fiberutils
+}  // namespace fiberutils::detail
