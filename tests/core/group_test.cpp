@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // fu::Group: spawning (also nested and with arguments), join and its timed forms, exceptions,
-// cancellation, the destructor.
+// cancellation, the destructor, several joiners. Groups across threads: threads_test; the runners
+// behind every group: executor_test; a group's stack size: stack_test.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -19,7 +20,6 @@
 #include <boost/fiber/operations.hpp>
 #include <fiberutils/fiberutils.hpp>
 
-#include "fiberutils_config.hpp"  // FIBERUTILS_DEFAULT_STACK_SIZE, from the meson option
 #include "../test_support.hpp"
 
 namespace fu = fiberutils;
@@ -257,17 +257,4 @@ TEST_CASE("several fibers join one group at once and all return when it is done"
   joiners.join();
   CHECK(returned == 3);
   CHECK(work.size() == 0);
-}
-
-TEST_CASE("the default stack size is the meson option's, and a group with its own stack size runs a task that needs more than the default") {
-  CHECK(fu::default_stack_size().bytes == FIBERUTILS_DEFAULT_STACK_SIZE);
-  fu::Group big(fu::StackSize{2 * FIBERUTILS_DEFAULT_STACK_SIZE + 64 * 1024});
-  std::size_t touched = 0;
-  big.spawn([&] {
-    volatile char buffer[FIBERUTILS_DEFAULT_STACK_SIZE + 16 * 1024];
-    for (std::size_t i = 0; i < sizeof buffer; i += 4096) buffer[i] = 1;
-    touched = sizeof buffer;
-  });
-  big.join();
-  CHECK(touched > FIBERUTILS_DEFAULT_STACK_SIZE);
 }
