@@ -8,8 +8,10 @@
 // context switch), then the targets of issue 9 from this run's figures. Every run checks its
 // result and fails loudly when wrong.
 //
-// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K]
+// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]
 //   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
+//   --check  exit non-zero when a target is NOT MET (`meson test --benchmark` runs it so)
+// Exit status: 0 done; 1 a run failed; 2 bad usage; 3 a wrong result; 4 a target NOT MET (--check).
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -185,17 +187,22 @@ std::string mib(double kib) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return child_main(argc, argv);
-  bool quick = false;
+  bool quick = false, check_targets = false;
   int runs = 3;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    else if (std::strcmp(argv[i], "--check") == 0) check_targets = true;
     else if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench [--quick] [--only NAME] [--runs K]\n");
+      std::fprintf(stderr, "usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]\n");
       return 2;
     }
+  }
+  if (quick && check_targets) {
+    std::fprintf(stderr, "bench: --check needs the full sizes (--quick has no targets)\n");
+    return 2;
   }
   if (quick) runs = 1;
 
@@ -242,10 +249,13 @@ int main(int argc, char** argv) {
 
   // The targets of issue 9, from this run's figures.
   std::printf("\n");
+  int not_met = 0;
   auto target = [&](const char* what, const std::string& name, auto ok) {
     auto it = results.find(name);
     if (it == results.end()) return;
-    std::printf("target %-60s %s\n", what, ok(it->second.first, it->second.second) ? "met" : "NOT MET");
+    const bool met = ok(it->second.first, it->second.second);
+    not_met += !met;
+    std::printf("target %-60s %s\n", what, met ? "met" : "NOT MET");
   };
   auto over = [](const Sample& s, double ideal) { return s.seconds - ideal; };  // time over ideal
   target("W1: >= 100x faster than the baseline", "W1 spawn+join 100,000",
@@ -272,5 +282,9 @@ int main(int argc, char** argv) {
          [](auto& f, auto& b) { return f.seconds <= 1.2 * b.seconds; });
   target("stream value: within 1.3x of a channel push+pop", "micro one stream value (vs channel push+pop)",
          [](auto& f, auto& b) { return f.seconds <= 1.3 * b.seconds; });
+  if (not_met > 0) {
+    std::printf("\n%d target(s) NOT MET%s\n", not_met, check_targets ? "" : " (--check makes that an exit status)");
+    if (check_targets) return 4;
+  }
   return 0;
 }
