@@ -72,14 +72,30 @@ TEST_CASE("one group that one thread spawns into and two threads join") {
 
 TEST_CASE("tasks spawned from another thread run there and are counted by this thread's join") {
   fu::Group g;
+  fu::Semaphore started(0), gate(0);
+  std::atomic<bool> finished{false};
   std::thread::id ran_on, spawner_id;
   std::thread other([&] {
     spawner_id = std::this_thread::get_id();
-    g.spawn([&] { ran_on = std::this_thread::get_id(); });
+    g.spawn([&] {
+      ran_on = std::this_thread::get_id();
+      started.release();
+      gate.acquire();  // pending until this thread's join below has started
+      finished = true;
+    });
     g.join();
   });
-  other.join();
+  started.acquire();
+  CHECK(g.size() == 1);
+  CHECK_FALSE(finished);
+  // The gate opens from a task of this thread, which runs only once this fiber suspends: in
+  // g.join(). A join that did not count the other thread's task would return before it.
+  fu::Group opener;
+  opener.spawn([&] { gate.release(); });
   g.join();
+  CHECK(finished);
+  opener.join();
+  other.join();
   CHECK(ran_on == spawner_id);
   CHECK(ran_on != std::this_thread::get_id());
   CHECK(g.size() == 0);
