@@ -88,8 +88,9 @@ TEST_CASE("wait_available suspends a producer until a slot is free") {
 }
 
 TEST_CASE("wait_available is a cancellation point") {
+  fu::Semaphore gate(0);  // holds the only slot until the cancel below
   fu::Pool p(1);
-  p.spawn([] { fu::this_task::sleep_for(300ms); });
+  p.spawn([&gate] { gate.acquire(); });
   fu::Group g;
   bool cancelled = false;
   g.spawn([&] {
