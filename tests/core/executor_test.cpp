@@ -138,36 +138,6 @@ TEST_CASE("tasks start in spawn order even when earlier ones suspend" * doctest:
   CHECK(started == expected);
 }
 
-TEST_CASE("tasks spawned before cancel still run their bodies and see the stop" *
-          doctest::timeout(30)) {
-  fu::Pool p(1);
-  fu::Semaphore gate(0);
-  int bodies = 0, saw_stop = 0;
-  p.spawn([&] { gate.acquire(); });  // holds the only slot until the gate opens
-  for (int i = 0; i < 10; ++i)
-    p.spawn([&] {
-      ++bodies;
-      if (fu::this_task::stop_requested()) ++saw_stop;
-    });
-  p.cancel();  // wakes the gated task (acquire is a cancellation point)
-  p.join();
-  CHECK(bodies == 10);
-  CHECK(saw_stop == 10);
-}
-
-TEST_CASE("a thread's queued tasks run before the thread exits" * doctest::timeout(30)) {
-  fu::Group g;
-  std::atomic<int> ran{0};
-  std::thread t([&] {
-    // This thread never suspends: its tasks run when it exits.
-    for (int i = 0; i < 100; ++i) g.spawn([&] { ++ran; });
-  });
-  t.join();
-  CHECK(ran == 100);
-  g.join();
-  CHECK(g.size() == 0);
-}
-
 namespace {
 // Spawns n tasks that all wait on one gate at once, each on its own stack, checks that they are
 // all alive, then lets them finish. Returns how many finished.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // fu::Group: spawning (also nested and with arguments), join and its timed forms, exceptions,
-// cancellation, the destructor.
+// cancellation, the destructor, several joiners. Groups across threads: threads_test; the runners
+// behind every group: executor_test; a group's stack size: stack_test.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -19,7 +20,6 @@
 #include <boost/fiber/operations.hpp>
 #include <fiberutils/fiberutils.hpp>
 
-#include "fiberutils_config.hpp"  // FIBERUTILS_DEFAULT_STACK_SIZE, from the meson option
 #include "../test_support.hpp"
 
 namespace fu = fiberutils;
@@ -79,9 +79,10 @@ TEST_CASE("a non-std::exception thrown by a task is rethrown by join") {
 
 TEST_CASE("join_for and join_until return false when time runs out, and the tasks go on") {
   fu::Group g;
+  fu::Semaphore gate(0);  // the task cannot finish before the timed joins are done, however slow
   bool finished = false;
   g.spawn([&] {
-    fu::this_task::sleep_for(300ms);
+    gate.acquire();
     finished = true;
   });
   const auto t0 = Clock::now();
@@ -91,6 +92,8 @@ TEST_CASE("join_for and join_until return false when time runs out, and the task
   CHECK(g.size() == 1);
   CHECK_FALSE(g.join_until(Clock::now() + 20ms));
   CHECK_FALSE(g.join_until(std::chrono::system_clock::now() + 10ms));
+  CHECK_FALSE(finished);
+  gate.release();
   CHECK(g.join_for(10s));
   CHECK(finished);
 }
@@ -103,10 +106,11 @@ TEST_CASE("join_for rethrows a task's exception like join") {
 
 TEST_CASE("cancel wakes 100 sleepers at once and join does not rethrow fu::cancelled") {
   fu::Group g;
-  std::atomic<int> woken_by_cancel{0};
+  std::atomic<int> woken_by_cancel{0}, asleep{0};
   for (int i = 0; i < 100; ++i)
-    g.spawn(test_support::sleep_an_hour_unless_cancelled(woken_by_cancel));
-  CHECK_FALSE(g.join_for(10ms));  // all asleep now
+    g.spawn(test_support::sleep_an_hour_unless_cancelled(woken_by_cancel, &asleep));
+  while (asleep < 100) fu::this_task::yield();
+  CHECK(g.size() == 100);  // all asleep now
   const auto t0 = Clock::now();
   g.cancel();
   CHECK_NOTHROW(g.join());
@@ -161,8 +165,9 @@ TEST_CASE("code without cancellation points runs to its end after a cancel") {
 TEST_CASE("join inside a task is a cancellation point") {
   fu::Group outer;
   fu::Group inner;
+  fu::Semaphore gate(0);  // the inner task cannot finish while the outer one joins it
   bool cancelled = false;
-  inner.spawn([] { fu::this_task::sleep_for(200ms); });
+  inner.spawn([&gate] { gate.acquire(); });
   outer.spawn([&] {
     try {
       inner.join();
@@ -174,6 +179,7 @@ TEST_CASE("join inside a task is a cancellation point") {
   outer.cancel();
   outer.join();
   CHECK(cancelled);
+  gate.release();
   inner.join();
 }
 
@@ -232,7 +238,7 @@ TEST_CASE("an exception no join observed does not terminate and is written to st
   {
     fu::Group g;
     g.spawn([] { throw std::runtime_error("nobody joined me"); });
-    fu::this_task::sleep_for(5ms);  // the main fiber waits, so the task runs; nobody joins
+    while (g.size() != 0) fu::this_task::yield();  // the task has run and thrown; nobody joins
   }
   std::fflush(stderr);
   ::dup2(saved, 2);
@@ -245,31 +251,23 @@ TEST_CASE("an exception no join observed does not terminate and is written to st
 }
 
 TEST_CASE("several fibers join one group at once and all return when it is done") {
+  fu::Semaphore gate(0);
   fu::Group work;
   fu::Group joiners;
-  std::atomic<int> returned{0};
-  work.spawn([] { fu::this_task::sleep_for(20ms); });
+  std::atomic<int> joining{0}, returned{0};
+  work.spawn([&gate] { gate.acquire(); });
   for (int i = 0; i < 3; ++i)
     joiners.spawn([&] {
-      work.join();
+      ++joining;
+      work.join();  // nothing suspends between the count and the join
       ++returned;
     });
+  while (joining < 3) fu::this_task::yield();
+  CHECK(returned == 0);  // all three wait in join
+  gate.release();
   joiners.join();
   CHECK(returned == 3);
   CHECK(work.size() == 0);
-}
-
-TEST_CASE("the default stack size is the meson option's, and a group with its own stack size runs a task that needs more than the default") {
-  CHECK(fu::default_stack_size().bytes == FIBERUTILS_DEFAULT_STACK_SIZE);
-  fu::Group big(fu::StackSize{2 * FIBERUTILS_DEFAULT_STACK_SIZE + 64 * 1024});
-  std::size_t touched = 0;
-  big.spawn([&] {
-    volatile char buffer[FIBERUTILS_DEFAULT_STACK_SIZE + 16 * 1024];
-    for (std::size_t i = 0; i < sizeof buffer; i += 4096) buffer[i] = 1;
-    touched = sizeof buffer;
-  });
-  big.join();
-  CHECK(touched > FIBERUTILS_DEFAULT_STACK_SIZE);
 }
 
 TEST_CASE("exceptions after the first are counted by dropped_exceptions, not lost silently") {

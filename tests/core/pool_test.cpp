@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// fu::Pool: the limit, FIFO start order, nested spawning into a full pool, backpressure, and
-// queued tasks holding no stack.
+// fu::Pool: the limit, FIFO start order, nested spawning into a full pool, backpressure, queued
+// tasks holding no stack, and queued tasks meeting a cancel.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -88,8 +88,9 @@ TEST_CASE("wait_available suspends a producer until a slot is free") {
 }
 
 TEST_CASE("wait_available is a cancellation point") {
+  fu::Semaphore gate(0);  // holds the only slot until the cancel below
   fu::Pool p(1);
-  p.spawn([] { fu::this_task::sleep_for(300ms); });
+  p.spawn([&gate] { gate.acquire(); });
   fu::Group g;
   bool cancelled = false;
   g.spawn([&] {
@@ -139,4 +140,21 @@ TEST_CASE("a Pool's exception is rethrown by join and its slot is given back") {
   p.spawn([&] { ++ran; });
   p.join();
   CHECK(ran == 1);
+}
+
+TEST_CASE("tasks spawned before cancel still run their bodies and see the stop" *
+          doctest::timeout(30)) {
+  fu::Pool p(1);
+  fu::Semaphore gate(0);
+  int bodies = 0, saw_stop = 0;
+  p.spawn([&] { gate.acquire(); });  // holds the only slot until the gate opens
+  for (int i = 0; i < 10; ++i)
+    p.spawn([&] {
+      ++bodies;
+      if (fu::this_task::stop_requested()) ++saw_stop;
+    });
+  p.cancel();  // wakes the gated task (acquire is a cancellation point)
+  p.join();
+  CHECK(bodies == 10);
+  CHECK(saw_stop == 10);
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// fu::OrderedYielder and fu::ordered_yielding(): values in the order of the spawn()/put() calls.
+// fu::OrderedYielder and fu::ordered_yielding(): values in the order of the spawn()/put() calls,
+// the legacy iterator protocol, and leaving a loop early with values held back.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,10 +23,15 @@
 
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
+using test_support::Counted;
 using test_support::HighWater;
+using test_support::sleep_an_hour_unless_cancelled;
+using Clock = std::chrono::steady_clock;
 
 static_assert(std::ranges::input_range<fu::OrderedYielder<int>>);
 static_assert(std::ranges::common_range<fu::OrderedYielder<int>>);
+// size() is the task count, so a stream must not pass for a sized range.
+static_assert(!std::ranges::sized_range<fu::OrderedYielder<int>>);
 static_assert(std::is_same_v<std::ranges::range_value_t<fu::OrderedYielder<int>>, int>);
 using OI = std::ranges::iterator_t<fu::OrderedYielder<int>>;
 static_assert(std::is_same_v<std::iterator_traits<OI>::iterator_category, std::input_iterator_tag>);
@@ -230,9 +237,18 @@ TEST_CASE("an OrderedYielder rethrows a task's exception after every value") {
 }
 
 TEST_CASE("1,000,000 results through OrderedYielder(64) come in order") {
+  const unsigned seed = test_seed("1,000,000 through OrderedYielder(64)");
+  CAPTURE(seed);
+  std::mt19937 rng(seed);
   const long n = test_support::scaled(1'000'000);
   fu::OrderedYielder<long> y(64);
-  for (long i = 0; i < n; ++i) y.spawn([](long i) { return i; }, i);
+  // Each task yields 0-3 times, so the tasks finish out of spawn order and the order check
+  // means something (tasks that never suspend finish in spawn order even in a plain Yielder).
+  for (long i = 0; i < n; ++i)
+    y.spawn([](long i, int yields) {
+      for (int k = 0; k < yields; ++k) fu::this_task::yield();
+      return i;
+    }, i, static_cast<int>(rng() % 4));
   long expected = 0, sum = 0;
   bool in_order = true;
   for (long v : y) {
@@ -242,4 +258,59 @@ TEST_CASE("1,000,000 results through OrderedYielder(64) come in order") {
   CHECK(in_order);
   CHECK(expected == n);
   CHECK(sum == n * (n - 1) / 2);
+}
+
+TEST_CASE("break out of a loop over a returned ordered stream stops its tasks and frees held values") {
+  std::atomic<int> stopped{0};
+  const auto make_stream = [&stopped] {
+    return fu::ordered_yielding<Counted>(4, [&stopped](fu::OrderedYielder<Counted>& y) {
+      y.put(Counted(1));
+      // Holds its place for an hour: everything after it waits.
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(stopped)] {
+        sleep();
+        return Counted(2);
+      });
+      for (int i = 0; i < 100; ++i) y.spawn([](int i) { return Counted(i); }, i);
+    });
+  };
+  const auto t0 = Clock::now();
+  for (const Counted& v : make_stream()) {
+    CHECK(v.v == 1);
+    break;
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(stopped == 1);
+  CHECK(Counted::live == 0);
+}
+
+TEST_CASE("cancel() inside the loop with a full buffer and held-back tasks ends it; destruction is prompt") {
+  std::atomic<int> ran{0};
+  long consumed = 0;
+  const auto t0 = Clock::now();
+  {
+    fu::OrderedYielder<Counted> y(2);
+    for (int i = 0; i < 1100; ++i) y.put(Counted(i));
+    for (int i = 0; i < 10; ++i)
+      y.spawn([&ran] {
+        ++ran;
+        fu::this_task::sleep_for(1h);
+        return Counted(-1);
+      });
+    for (const Counted& v : y) {
+      consumed += v.v >= 0;
+      y.cancel();
+    }
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(consumed == 1);
+  CHECK(ran == 10);
+  CHECK(Counted::live == 0);
+}
+
+TEST_CASE("the legacy *it++ hands out each value once") {
+  fu::OrderedYielder<std::unique_ptr<int>> y;
+  for (int i = 0; i < 3; ++i) y.spawn([](int i) { return std::make_unique<int>(i); }, i);
+  std::vector<int> got;
+  for (auto it = y.begin(); it != y.end();) got.push_back(**it++);
+  CHECK(got == std::vector<int>{0, 1, 2});
 }

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// fu::Yielder and fu::yielding(): what is yielded, nesting, limits, ranges, errors, backpressure.
+// fu::Yielder and fu::yielding(): what is yielded, nesting, limits, ranges, errors, backpressure,
+// leaving a loop early, and spawn, put and cancel from other threads.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -13,6 +15,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -23,14 +26,15 @@
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using test_support::Counted;
 using test_support::HighWater;
+using test_support::sleep_an_hour_unless_cancelled;
 
 using YI = decltype(std::declval<fu::Yielder<int>&>().begin());
 static_assert(std::ranges::input_range<fu::Yielder<int>>);
 static_assert(std::ranges::common_range<fu::Yielder<int>>);
 // size() is the task count, so a stream must not pass for a sized range.
 static_assert(!std::ranges::sized_range<fu::Yielder<int>>);
-static_assert(!std::ranges::sized_range<fu::OrderedYielder<int>>);
 static_assert(std::is_same_v<std::ranges::range_value_t<fu::Yielder<int>>, int>);
 static_assert(std::is_same_v<std::iterator_traits<YI>::iterator_category, std::input_iterator_tag>);
 static_assert(std::input_iterator<YI> && std::sentinel_for<YI, YI>);
@@ -137,14 +141,6 @@ TEST_CASE("a stream works with legacy iterator algorithms and a vector construct
   for (int i = 1; i <= 4; ++i) y.spawn([](int i) { return i; }, i);
   std::vector<int> v(y.begin(), y.end());
   CHECK(std::accumulate(v.begin(), v.end(), 0) == 10);
-}
-
-TEST_CASE("the legacy *it++ hands out each value once") {
-  fu::OrderedYielder<std::unique_ptr<int>> y;
-  for (int i = 0; i < 3; ++i) y.spawn([](int i) { return std::make_unique<int>(i); }, i);
-  std::vector<int> got;
-  for (auto it = y.begin(); it != y.end();) got.push_back(**it++);
-  CHECK(got == std::vector<int>{0, 1, 2});
 }
 
 TEST_CASE("a task's exception is rethrown after every value was delivered") {
@@ -368,4 +364,103 @@ TEST_CASE_TEMPLATE("a stream counts the task exceptions it does not rethrow", St
   for (int i = 0; i < 4; ++i) s.spawn([]() -> int { throw std::runtime_error("bad"); });
   CHECK_THROWS_AS(for (int v : s) (void)v, std::runtime_error);
   CHECK(s.dropped_exceptions() == 3);
+}
+
+namespace {
+fu::Yielder<int> sleepy_stream(std::atomic<int>& stopped) {
+  return fu::yielding<int>([&stopped](fu::Yielder<int>& y) {
+    y.put(1);
+    for (int i = 0; i < 10; ++i)
+      y.spawn([sleep = sleep_an_hour_unless_cancelled(stopped)] {
+        sleep();
+        return 2;
+      });
+  });
+}
+}  // namespace
+
+
+TEST_CASE("break out of a loop over a returned stream stops its sleeping tasks promptly") {
+  std::atomic<int> stopped{0};
+  const auto t0 = Clock::now();
+  for (int v : sleepy_stream(stopped)) {
+    CHECK(v == 1);
+    break;
+  }
+  CHECK(Clock::now() - t0 < 2s);
+  CHECK(stopped == 10);
+}
+
+TEST_CASE("views::take(3) on Counted values leaves no value behind") {
+  {
+    fu::Yielder<Counted> y;
+    for (int i = 0; i < 10; ++i) y.spawn([](int i) { return Counted(i); }, i);
+    long sum = 0;
+    for (const Counted& v : y | std::views::take(3)) sum += v.v >= 0;
+    CHECK(sum == 3);
+  }
+  CHECK(Counted::live == 0);
+}
+
+TEST_CASE("spawn and put from another thread while the owner iterates") {
+  fu::Yielder<int> y;
+  fu::Semaphore producer_done(0);
+  y.spawn([&producer_done] {  // keeps the stream open until the other thread is done
+    producer_done.acquire();
+    return 0;
+  });
+  std::thread producer([&] {
+    for (int i = 1; i <= 100; ++i) y.put(i);
+    y.spawn([] { return 1000; });  // runs on this thread, before it exits
+    producer_done.release();
+  });
+  long sum = 0;
+  for (int v : y) sum += v;
+  producer.join();
+  CHECK(sum == 5050 + 1000);
+}
+
+TEST_CASE("cancel from another thread ends an iteration that waits") {
+  fu::Yielder<int> endless;
+  fu::Semaphore waiting(0);
+  endless.spawn([&waiting] {
+    waiting.release();  // the consumer is iterating: the task runs only once it waits
+    fu::this_task::sleep_for(1h);
+    return 1;
+  });
+  std::thread canceller([&] {
+    waiting.acquire();
+    endless.cancel();
+  });
+  const auto t0 = Clock::now();
+  int got = 0;
+  for (int v : endless) got += v;
+  CHECK(got == 0);
+  CHECK(Clock::now() - t0 < 5s);
+  canceller.join();
+}
+
+TEST_CASE("cancel() from a thread that runs no fibers leaves held-back tasks to the owner's thread") {
+  std::atomic<int> ran{0};
+  std::promise<void> destroyed;
+  std::thread canceller;
+  {
+    fu::Yielder<int> y;
+    for (int i = 0; i < 1100; ++i) y.put(i);  // the buffer is full: spawned tasks are held back
+    for (int i = 0; i < 10; ++i)
+      y.spawn([&ran] {
+        ++ran;
+        return 1;
+      });
+    fu::Semaphore cancel_called(0);
+    canceller = std::thread([&, done = destroyed.get_future()] {
+      y.cancel();
+      cancel_called.release();
+      done.wait();  // blocks this thread: a task queued here could not run until the end
+    });
+    cancel_called.acquire();
+  }  // the destructor starts the held-back tasks here, where they can run, and waits for them
+  destroyed.set_value();
+  canceller.join();
+  CHECK(ran == 10);
 }

@@ -1,349 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// fiberutils against hand-written Boost.Fiber, workload by workload (issue 9's W1-W7 and micro
-// benchmarks). Every measurement runs in a fresh process (this program re-executes itself with
+// The benchmark driver: fiberutils against hand-written Boost.Fiber, workload by workload (issue
+// 9's W1-W7 and micro benchmarks; the workloads live in <component>_bench.cpp, one file per public
+// header). Every measurement runs in a fresh process (this program re-executes itself with
 // --child), so page faults of one run don't warm the next; the driver reads the child's peak RSS
 // with wait4() and prints one table with the same run's floor (a fresh page's first touch, a fiber
-// context switch). Every run checks its result and fails loudly when wrong.
+// context switch), then the targets of issue 9 from this run's figures. Every run checks its
+// result and fails loudly when wrong.
 //
-// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K]
+// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]
 //   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
+//   --check  exit non-zero when a target is NOT MET (`meson test --benchmark` runs it so)
+// Exit status: 0 done; 1 a run failed; 2 bad usage; 3 a wrong result; 4 a target NOT MET (--check).
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <boost/fiber/all.hpp>
-#include <fiberutils/fiberutils.hpp>
 
-namespace fu = fiberutils;
+#include "bench.hpp"
+
 namespace bf = boost::fibers;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using namespace bench;
 
 namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "bench: WRONG RESULT: %s\n", what);
-  std::exit(3);
-}
-void check(bool ok, const char* what) {
-  if (!ok) fail(what);
-}
-
-// ---- The hand-written baseline: what a careful user writes with raw Boost.Fiber -------------
-constexpr std::size_t kStackBytes = 128 * 1024;  // the same size fiberutils uses by default
-
-bf::pooled_fixedsize_stack& shared_stacks() {
-  static bf::pooled_fixedsize_stack stacks(kStackBytes);
-  return stacks;
-}
-
-// A group: a fiber mutex + condition variable around a counter; fibers are detached.
-struct RawGroup {
-  bf::mutex m;
-  bf::condition_variable cv;
-  long count = 0;
-  template <class F>
-  void spawn(F f) {
-    {
-      std::lock_guard<bf::mutex> lk(m);
-      ++count;
-    }
-    bf::fiber(std::allocator_arg, shared_stacks(), [this, f = std::move(f)]() mutable {
-      f();
-      std::lock_guard<bf::mutex> lk(m);
-      if (--count == 0) cv.notify_all();
-    }).detach();
-  }
-  void join() {
-    std::unique_lock<bf::mutex> lk(m);
-    cv.wait(lk, [&] { return count == 0; });
-  }
-};
-
-// A semaphore taken by the spawner to limit concurrency.
-struct RawSemaphore {
-  bf::mutex m;
-  bf::condition_variable cv;
-  long permits;
-  explicit RawSemaphore(long n) : permits(n) {}
-  void acquire() {
-    std::unique_lock<bf::mutex> lk(m);
-    cv.wait(lk, [&] { return permits > 0; });
-    --permits;
-  }
-  void release() {
-    {
-      std::lock_guard<bf::mutex> lk(m);
-      ++permits;
-    }
-    cv.notify_one();
-  }
-};
-
-struct HighWater {
-  long now = 0, most = 0;
-  void enter() { most = std::max(most, ++now); }
-  void leave() { --now; }
-};
-
-// ---- Workloads: each returns its high-water mark (or 0) and checks its own result ----------
-struct Params {
-  long n;             // tasks
-  long outer, inner;  // W2
-  std::chrono::milliseconds sleep;
-  long limit;
-};
-
-long w1_spawn_join(bool fiberutils, const Params& p) {
-  long sum = 0;
-  if (fiberutils) {
-    fu::Group g;
-    for (long i = 0; i < p.n; ++i) g.spawn([&sum](long i) { sum += i; }, i);
-    g.join();
-  } else {
-    RawGroup g;
-    for (long i = 0; i < p.n; ++i) g.spawn([&sum, i] { sum += i; });
-    g.join();
-  }
-  check(sum == p.n * (p.n - 1) / 2, "W1 sum");
-  return 0;
-}
-
-long w2_nested(bool fiberutils, const Params& p) {
-  std::atomic<long> inner_done{0};
-  if (fiberutils) {
-    fu::Group g;
-    for (long i = 0; i < p.outer; ++i)
-      g.spawn([&] {
-        fu::this_task::sleep_for(p.sleep);
-        for (long j = 0; j < p.inner; ++j)
-          g.spawn([&] {
-            fu::this_task::sleep_for(p.sleep);
-            ++inner_done;
-          });
-      });
-    g.join();
-  } else {
-    RawGroup g;
-    for (long i = 0; i < p.outer; ++i)
-      g.spawn([&] {
-        boost::this_fiber::sleep_for(p.sleep);
-        for (long j = 0; j < p.inner; ++j)
-          g.spawn([&] {
-            boost::this_fiber::sleep_for(p.sleep);
-            ++inner_done;
-          });
-      });
-    g.join();
-  }
-  check(inner_done == p.outer * p.inner, "W2 inner tasks");
-  return 0;
-}
-
-long w3_sleepers(bool fiberutils, const Params& p) {
-  HighWater asleep;
-  long woke = 0;
-  auto body = [&](auto sleep) {
-    asleep.enter();
-    sleep(p.sleep);
-    asleep.leave();
-    ++woke;
-  };
-  if (fiberutils) {
-    fu::Group g;
-    for (long i = 0; i < p.n; ++i) g.spawn([&] { body([](auto d) { fu::this_task::sleep_for(d); }); });
-    g.join();
-  } else {
-    RawGroup g;
-    for (long i = 0; i < p.n; ++i)
-      g.spawn([&] { body([](auto d) { boost::this_fiber::sleep_for(d); }); });
-    g.join();
-  }
-  check(woke == p.n, "W3 sleepers woke");
-  return asleep.most;
-}
-
-long w4_unordered(bool fiberutils, const Params& p) {
-  long sum = 0, count = 0;
-  if (fiberutils) {
-    fu::Yielder<long> y;
-    for (long i = 0; i < p.n; ++i) y.spawn([](long i) { return i; }, i);
-    for (long v : y) {
-      sum += v;
-      ++count;
-    }
-  } else {
-    bf::buffered_channel<long> channel(1024);
-    RawGroup g;
-    for (long i = 0; i < p.n; ++i) g.spawn([&channel, i] { channel.push(i); });
-    bf::fiber closer(std::allocator_arg, shared_stacks(), [&] {
-      g.join();
-      channel.close();
-    });
-    long v;
-    while (channel.pop(v) == bf::channel_op_status::success) {
-      sum += v;
-      ++count;
-    }
-    closer.join();
-  }
-  check(count == p.n && sum == p.n * (p.n - 1) / 2, "W4 sum");
-  return 0;
-}
-
-long w5_ordered(bool fiberutils, const Params& p) {
-  long expected = 0;
-  if (fiberutils) {
-    fu::OrderedYielder<long> y;
-    for (long i = 0; i < p.n; ++i) y.spawn([](long i) { return i; }, i);
-    for (long v : y) check(v == expected++, "W5 order");
-  } else {
-    std::vector<bf::future<long>> futures;
-    futures.reserve(static_cast<std::size_t>(p.n));
-    for (long i = 0; i < p.n; ++i)
-      futures.push_back(bf::async(bf::launch::post, std::allocator_arg, shared_stacks(),
-                                  [i] { return i; }));
-    for (auto& f : futures) check(f.get() == expected++, "W5 order");
-  }
-  check(expected == p.n, "W5 count");
-  return 0;
-}
-
-long w6_pool(bool fiberutils, const Params& p) {
-  HighWater running;
-  long sum = 0;
-  if (fiberutils) {
-    fu::Pool pool(p.limit);
-    for (long i = 0; i < p.n; ++i)
-      pool.spawn([&](long i) {
-        running.enter();
-        fu::this_task::yield();
-        running.leave();
-        sum += i;
-      }, i);
-    pool.join();
-  } else {
-    RawGroup g;
-    RawSemaphore slots(p.limit);
-    for (long i = 0; i < p.n; ++i) {
-      slots.acquire();
-      g.spawn([&, i] {
-        running.enter();
-        boost::this_fiber::yield();
-        running.leave();
-        sum += i;
-        slots.release();
-      });
-    }
-    g.join();
-  }
-  check(sum == p.n * (p.n - 1) / 2, "W6 sum");
-  check(running.most <= p.limit, "W6 high-water mark above the limit");
-  return running.most;
-}
-
-long w7_fanout(bool fiberutils, const Params& p) {
-  HighWater running;
-  long done = 0;
-  if (fiberutils) {
-    fu::Pool pool(p.limit);
-    for (long i = 0; i < p.n; ++i)
-      pool.spawn([&] {
-        running.enter();
-        fu::this_task::sleep_for(p.sleep);
-        running.leave();
-        ++done;
-      });
-    pool.join();
-  } else {
-    RawGroup g;
-    RawSemaphore slots(p.limit);
-    for (long i = 0; i < p.n; ++i) {
-      slots.acquire();
-      g.spawn([&] {
-        running.enter();
-        boost::this_fiber::sleep_for(p.sleep);
-        running.leave();
-        ++done;
-        slots.release();
-      });
-    }
-    g.join();
-  }
-  check(done == p.n, "W7 tasks");
-  check(running.most <= p.limit, "W7 high-water mark above the limit");
-  return running.most;
-}
-
-// ---- Micro-benchmarks: `iterations` operations, the result is the time of all of them -------
-long micro_spawn_join(bool fiberutils, const Params& p) {
-  long sum = 0;
-  if (fiberutils) {
-    fu::Group g;
-    for (long i = 0; i < p.n; ++i) {
-      g.spawn([&sum] { ++sum; });
-      g.join();
-    }
-  } else {
-    for (long i = 0; i < p.n; ++i) bf::fiber(std::allocator_arg, shared_stacks(), [&sum] { ++sum; }).join();
-  }
-  check(sum == p.n, "spawn+join count");
-  return 0;
-}
-
-long micro_semaphore(bool fiberutils, const Params& p) {
-  if (fiberutils) {
-    fu::Semaphore s(1);
-    for (long i = 0; i < p.n; ++i) {
-      s.acquire();
-      s.release();
-    }
-    check(s.count() == 1, "semaphore count");
-  } else {
-    bf::mutex m;
-    for (long i = 0; i < p.n; ++i) {
-      m.lock();
-      m.unlock();
-    }
-  }
-  return 0;
-}
-
-long micro_stream_value(bool fiberutils, const Params& p) {
-  long sum = 0;
-  if (fiberutils) {
-    fu::Yielder<long> y;
-    auto it = y.begin();
-    for (long i = 0; i < p.n; ++i) {
-      y.put(i);
-      sum += *it;
-      ++it;
-    }
-  } else {
-    bf::buffered_channel<long> channel(1024);
-    long v = 0;
-    for (long i = 0; i < p.n; ++i) {
-      channel.push(i);
-      channel.pop(v);
-      sum += v;
-    }
-  }
-  check(sum == p.n * (p.n - 1) / 2, "stream values");
-  return 0;
-}
 
 // ---- Floors ---------------------------------------------------------------------------------
 double floor_page_touch_ns() {
@@ -383,10 +75,13 @@ double ideal_seconds(const Params& p) {
 
 struct Workload {
   std::string name;
-  long (*run)(bool, const Params&);
+  WorkloadFn run;
   Params full, quick;
   Unit unit;
 };
+
+// The table's rows, in order; each function is in the <component>_bench.cpp of the header it
+// exercises (bench.hpp lists them).
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> w = {
@@ -492,17 +187,22 @@ std::string mib(double kib) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return child_main(argc, argv);
-  bool quick = false;
+  bool quick = false, check_targets = false;
   int runs = 3;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    else if (std::strcmp(argv[i], "--check") == 0) check_targets = true;
     else if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench [--quick] [--only NAME] [--runs K]\n");
+      std::fprintf(stderr, "usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]\n");
       return 2;
     }
+  }
+  if (quick && check_targets) {
+    std::fprintf(stderr, "bench: --check needs the full sizes (--quick has no targets)\n");
+    return 2;
   }
   if (quick) runs = 1;
 
@@ -549,10 +249,13 @@ int main(int argc, char** argv) {
 
   // The targets of issue 9, from this run's figures.
   std::printf("\n");
+  int not_met = 0;
   auto target = [&](const char* what, const std::string& name, auto ok) {
     auto it = results.find(name);
     if (it == results.end()) return;
-    std::printf("target %-60s %s\n", what, ok(it->second.first, it->second.second) ? "met" : "NOT MET");
+    const bool met = ok(it->second.first, it->second.second);
+    not_met += !met;
+    std::printf("target %-60s %s\n", what, met ? "met" : "NOT MET");
   };
   auto over = [](const Sample& s, double ideal) { return s.seconds - ideal; };  // time over ideal
   target("W1: >= 100x faster than the baseline", "W1 spawn+join 100,000",
@@ -579,5 +282,9 @@ int main(int argc, char** argv) {
          [](auto& f, auto& b) { return f.seconds <= 1.2 * b.seconds; });
   target("stream value: within 1.3x of a channel push+pop", "micro one stream value (vs channel push+pop)",
          [](auto& f, auto& b) { return f.seconds <= 1.3 * b.seconds; });
+  if (not_met > 0) {
+    std::printf("\n%d target(s) NOT MET%s\n", not_met, check_targets ? "" : " (--check makes that an exit status)");
+    if (check_targets) return 4;
+  }
   return 0;
 }

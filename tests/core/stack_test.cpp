@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Fiber stacks as the tools see them: exceptions thrown and caught deep inside tasks, on stacks
+// fu::StackSize and the fiber stacks behind every task: the default size and a group's own, and
+// stacks as the tools see them: exceptions thrown and caught deep inside tasks, on stacks
 // that runners then reuse for other tasks. In the ASan configuration (.ci/matrix) these are the
 // patterns that produced false stack-buffer-overflow reports before libfiberutils announced its
 // stack switches to ASan (lib/asan_fiber_switch.cpp): frames unwound by a throw on a stack ASan
@@ -14,6 +15,8 @@
 #include <string>
 
 #include <fiberutils/fiberutils.hpp>
+
+#include "fiberutils_config.hpp"  // FIBERUTILS_DEFAULT_STACK_SIZE, from the meson option
 
 namespace fu = fiberutils;
 using namespace std::chrono_literals;
@@ -96,4 +99,17 @@ TEST_CASE("an exception escaping a task is rethrown by join, and the stack it un
     g.join();
     CHECK(sum == (13 + 14 + 15 + 16));
   }
+}
+
+TEST_CASE("the default stack size is the meson option's, and a group with its own stack size runs a task that needs more than the default") {
+  CHECK(fu::default_stack_size().bytes == FIBERUTILS_DEFAULT_STACK_SIZE);
+  fu::Group big(fu::StackSize{2 * FIBERUTILS_DEFAULT_STACK_SIZE + 64 * 1024});
+  std::size_t touched = 0;
+  big.spawn([&] {
+    volatile char buffer[FIBERUTILS_DEFAULT_STACK_SIZE + 16 * 1024];
+    for (std::size_t i = 0; i < sizeof buffer; i += 4096) buffer[i] = 1;
+    touched = sizeof buffer;
+  });
+  big.join();
+  CHECK(touched > FIBERUTILS_DEFAULT_STACK_SIZE);
 }
