@@ -17,8 +17,8 @@
 // that finishes a call drains before it goes idle.
 //
 // Lifetime: the pool is allocated once and never destroyed (reachable from a static, so valgrind
-// counts it "still reachable", not leaked), because a thread still inside a call at program exit
-// goes on touching it. What runs at exit is ExitStep below.
+// counts it "still reachable", not leaked): a run_blocking from a static destructor that runs
+// after the exit step still finds it. What runs at exit is ExitStep below.
 #include <fiberutils/run_blocking.hpp>
 
 #include <algorithm>
@@ -117,16 +117,12 @@ class BlockingPool {
       std::unique_lock<std::mutex> lk(m_);
       stopping_ = true;
       queue_.clear();  // never started; their waiters, if any still exist, are exiting too
-      for (Worker* w : idle_)
-        w->cv.notify_one();
-      all_idle_left_.wait(lk, [this] { return idle_.empty(); });
-      // Whoever is still here is inside a call: not waited for.
-      for (auto& w : workers_)
-        w->thread.detach();
+      for (Worker* w : idle_) w->cv.notify_one();
+      // Idle threads leave now, threads inside a call once it returns.
+      all_left_.wait(lk, [this] { return workers_.empty(); });
       to_join.swap(retired_);
     }
-    for (std::thread& t : to_join)
-      t.join();
+    for (std::thread& t : to_join) t.join();
   }
 
  private:
@@ -187,12 +183,10 @@ class BlockingPool {
   void leave(Worker* w) {
     auto it = std::find_if(workers_.begin(), workers_.end(),
                            [w](const std::unique_ptr<Worker>& p) { return p.get() == w; });
-    // Detached (not joinable) when the exit step found it inside a call.
-    if (w->thread.joinable())
-      retired_.push_back(std::move(w->thread));
+    retired_.push_back(std::move(w->thread));
     workers_.erase(it);
     if (stopping_)
-      all_idle_left_.notify_all();
+      all_left_.notify_all();
   }
 
   std::mutex m_;
@@ -203,24 +197,23 @@ class BlockingPool {
   std::vector<Worker*> idle_;  // idle threads; back: most recently idle
   std::list<std::unique_ptr<Worker>> workers_;  // every live pool thread
   std::vector<std::thread> retired_;            // threads that ended idle, not joined yet
-  std::condition_variable all_idle_left_;       // for stop_at_exit
+  std::condition_variable all_left_;            // for stop_at_exit
 };
 
-// At program exit (destruction of this library's statics, after main's thread-locals: so the main
-// thread's tasks, which its runners finish before they end, are done), idle pool threads end and
-// are joined; threads inside a call are detached and end with the process.
+// Program exit. Constructed by the first run_blocking, so destroyed (std::exit's reverse order)
+// after the main thread's thread-locals (whose runners finish the main thread's tasks first) and
+// before every static that was constructed before that first call: a call still running may use
+// those. It waits for calls still running to return (as Python's concurrent.futures does), then
+// joins every pool thread. Not waiting would leave threads running through the rest of static
+// destruction, and a thread that is never joined leaks its thread-local storage (valgrind reports
+// it; so would a leak checker in user programs).
 struct ExitStep {
-  ~ExitStep() {
-    if (created.load(std::memory_order_acquire))
-      BlockingPool::get().stop_at_exit();
-  }
-  static inline std::atomic<bool> created{false};
-} exit_step;
+  ~ExitStep() { BlockingPool::get().stop_at_exit(); }
+};
 
 BlockingPool& pool() {
-  BlockingPool& p = BlockingPool::get();
-  ExitStep::created.store(true, std::memory_order_release);
-  return p;
+  static ExitStep exit_step;
+  return BlockingPool::get();
 }
 
 }  // namespace

@@ -23,13 +23,15 @@
 //   idle thread, up to its maximum (set_blocking_threads, default 64, meson option
 //   blocking_threads); calls beyond it queue and start in FIFO order. An idle thread takes the
 //   next call (no thread is created per call once warm); a thread idle for 10 s ends.
-// - Program exit: when static destruction reaches fiberutils' own, idle pool threads are ended
-//   and joined; calls still running are not waited for (a blocked read could hold the exit
-//   forever): their threads are detached and end with the process, and their results are
-//   discarded; queued calls never start. The pool's own state is never destroyed, so such a
-//   thread touches nothing of fiberutils' that is gone; what f itself uses must outlive the
-//   process's static destruction (as with any detached thread). A run_blocking() made after that
-//   point (from a later static destructor) runs f on the calling thread.
+// - Program exit: once static destruction reaches the point where the first run_blocking() was
+//   made (std::exit destroys in reverse order), the pool takes no more calls, queued calls never
+//   start, idle threads end, and the exit waits for calls still running to return, then joins
+//   every pool thread (as Python's concurrent.futures does): no thread outlives the library, and
+//   statics constructed before the first call are still alive for a call that is finishing. So a
+//   call that never returns holds the exit forever: give blocking calls a timeout. (The main
+//   thread's tasks have finished before: its runners end first, and a task waiting in
+//   run_blocking() is waited for then.) A run_blocking() made later in static destruction runs f
+//   on the calling thread.
 // - f must not wait for other run_blocking() calls to finish when the pool may be at its
 //   maximum: a call queued behind the caller's own pool thread would never start.
 //
