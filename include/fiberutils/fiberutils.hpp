@@ -12,6 +12,7 @@
 #include <fiberutils/group.hpp>
 #include <fiberutils/ordered_yielder.hpp>
 #include <fiberutils/pool.hpp>
+#include <fiberutils/run_blocking.hpp>
 #include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
 #include <fiberutils/stack_stats.hpp>
