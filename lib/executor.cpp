@@ -200,7 +200,7 @@ void ThreadRunners::run_task(Runner& self, TaskBase* t) noexcept {
   const bool held_slot = t->holds_slot();
   self.current = t;
   try {
-    t->run();
+    if (group->runs_body()) t->run();
   } catch (const cancelled&) {
   } catch (...) {
     group->record_error(std::current_exception());

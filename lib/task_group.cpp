@@ -24,8 +24,8 @@ std::size_t checked_limit(std::ptrdiff_t n, const char* who) {
   return static_cast<std::size_t>(n);
 }
 
-TaskGroup::TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate)
-    : stack_size_(stack.bytes), limit_(limit), gate_(gate) {
+TaskGroup::TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate, bool fail_fast)
+    : stack_size_(stack.bytes), limit_(limit), gate_(gate), fail_fast_(fail_fast) {
   if (stack.bytes == 0) throw std::invalid_argument("fiberutils: StackSize must not be 0");
   if (limit > 0) slots_.emplace(static_cast<std::ptrdiff_t>(limit));
 }
@@ -111,11 +111,18 @@ void TaskGroup::task_finished(bool held_slot) noexcept {
 }
 
 void TaskGroup::record_error(std::exception_ptr e) noexcept {
-  std::lock_guard<std::mutex> lk(m_);
-  if (!error_)
-    error_ = std::move(e);
-  else
-    ++dropped_;
+  bool stop_now = false;
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!error_) {
+      error_ = std::move(e);
+      stop_now = fail_fast_ && !failed_;
+      failed_ = failed_ || fail_fast_;
+    } else {
+      ++dropped_;
+    }
+  }
+  if (stop_now) cancel();
 }
 
 std::size_t TaskGroup::dropped_exceptions() const noexcept {
@@ -133,6 +140,7 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
   if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; })) return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.
   if (stop_.stop_requested()) stop_ = std::stop_source{};
+  failed_ = false;
   if (std::exception_ptr e = take_error_locked()) {
     lk.unlock();
     std::rethrow_exception(e);

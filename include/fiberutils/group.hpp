@@ -47,6 +47,9 @@ class Group {
   // Group() runs tasks on stacks of default_stack_size(); Group(StackSize{n}) on n bytes.
   Group() : Group(default_stack_size()) {}
   explicit Group(StackSize stack) : group_(stack, 0) {}
+  // Group(fu::fail_fast): the first exception stops the other tasks (fiberutils/fail_fast.hpp).
+  explicit Group(fail_fast_t, StackSize stack = default_stack_size())
+      : group_(stack, 0, nullptr, true) {}
 
   // spawn(f, args...) runs std::invoke(f, args...) as a task, or f(stop_token, args...) when
   // f accepts the task's std::stop_token first (as std::jthread does). f and args are
@@ -94,7 +97,7 @@ class Group {
   std::size_t dropped_exceptions() const noexcept { return group_.dropped_exceptions(); }
 
  protected:
-  Group(StackSize stack, std::size_t limit) : group_(stack, limit) {}
+  Group(StackSize stack, std::size_t limit, bool fail_fast) : group_(stack, limit, nullptr, fail_fast) {}
   detail::TaskGroup group_;  // last: its destructor waits for tasks while the rest is alive
 };
 

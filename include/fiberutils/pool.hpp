@@ -33,7 +33,10 @@ class Pool : public Group {
   // Pool(n) runs at most n task bodies at once. Throws std::invalid_argument when n < 1.
   explicit Pool(std::ptrdiff_t limit) : Pool(limit, default_stack_size()) {}
   Pool(std::ptrdiff_t limit, StackSize stack)
-      : Group(stack, detail::checked_limit(limit, "fiberutils::Pool")) {}
+      : Group(stack, detail::checked_limit(limit, "fiberutils::Pool"), false) {}
+  // Pool(n, fu::fail_fast): the first exception stops the other tasks, queued ones never start.
+  Pool(std::ptrdiff_t limit, fail_fast_t, StackSize stack = default_stack_size())
+      : Group(stack, detail::checked_limit(limit, "fiberutils::Pool"), true) {}
 
   // wait_available() suspends the calling fiber until a slot is free (backpressure for a
   // producer that should not queue far ahead). It does not reserve the slot. Cancellation point.

@@ -280,3 +280,91 @@ TEST_CASE("exceptions after the first are counted by dropped_exceptions, not los
   CHECK_THROWS_AS(g.join(), std::runtime_error);
   CHECK(g.dropped_exceptions() == 2);  // a lone exception is rethrown, not dropped
 }
+
+TEST_CASE("in a fail_fast group the first exception stops 1,000 sleepers and join rethrows it") {
+  fu::Group g(fu::fail_fast);
+  std::atomic<int> asleep{0}, cancelled{0};
+  fu::Semaphore all_asleep(0);
+  for (int i = 0; i < 1000; ++i)
+    g.spawn([&] {
+      if (++asleep == 1000) all_asleep.release();
+      try {
+        fu::this_task::sleep_for(1h);
+      } catch (const fu::cancelled&) {
+        ++cancelled;
+        throw;
+      }
+    });
+  g.spawn([&] {
+    all_asleep.acquire();
+    throw std::runtime_error("first failure");
+  });
+  const auto t0 = Clock::now();
+  CHECK_THROWS_WITH_AS(g.join(), "first failure", std::runtime_error);
+  CHECK(Clock::now() - t0 < 10s);  // not the hour: the failure stopped them
+  CHECK(cancelled == 1000);
+  // The group is usable again, and fails fast again.
+  g.spawn([] { throw std::logic_error("second round"); });
+  CHECK_THROWS_AS(g.join(), std::logic_error);
+}
+
+TEST_CASE("a fail_fast pool's queued tasks never start their bodies after the first exception") {
+  fu::Pool p(2, fu::fail_fast);
+  std::atomic<int> bodies{0};
+  fu::Semaphore gate(0);
+  p.spawn([&] {
+    gate.acquire();
+    throw std::runtime_error("boom");
+  });
+  p.spawn([&] { fu::this_task::sleep_for(1h); });
+  for (int i = 0; i < 100; ++i) p.spawn([&] { ++bodies; });  // queued: both slots are taken
+  gate.release();
+  CHECK_THROWS_AS(p.join(), std::runtime_error);
+  CHECK(bodies == 0);
+  p.spawn([&] { ++bodies; });  // a new generation runs again
+  p.join();
+  CHECK(bodies == 1);
+}
+
+TEST_CASE("a fail_fast group's failure stops groups nested in its tasks") {
+  fu::Group g(fu::fail_fast);
+  std::atomic<int> inner_cancelled{0};
+  fu::Semaphore inner_asleep(0);
+  g.spawn([&] {
+    fu::Group inner;
+    for (int i = 0; i < 10; ++i)
+      inner.spawn([&] {
+        inner_asleep.release();
+        try {
+          fu::this_task::sleep_for(1h);
+        } catch (const fu::cancelled&) {
+          ++inner_cancelled;
+          throw;
+        }
+      });
+    inner.join();  // a cancellation point: the outer failure ends it, and ~Group stops the rest
+  });
+  g.spawn([&] {
+    for (int i = 0; i < 10; ++i) inner_asleep.acquire();
+    throw std::runtime_error("outer failure");
+  });
+  CHECK_THROWS_AS(g.join(), std::runtime_error);
+  CHECK(inner_cancelled == 10);
+}
+
+TEST_CASE("without fail_fast a failure does not stop the other tasks") {
+  fu::Group g;
+  std::atomic<int> finished{0};
+  fu::Semaphore failed(0);
+  g.spawn([&] {
+    failed.release();
+    throw std::runtime_error("boom");
+  });
+  g.spawn([&] {
+    failed.acquire();
+    fu::this_task::yield();  // a cancellation point after the failure: no stop came
+    ++finished;
+  });
+  CHECK_THROWS_AS(g.join(), std::runtime_error);
+  CHECK(finished == 1);
+}

@@ -464,3 +464,32 @@ TEST_CASE("cancel() from a thread that runs no fibers leaves held-back tasks to 
   canceller.join();
   CHECK(ran == 10);
 }
+
+TEST_CASE_TEMPLATE("a fail_fast stream's loop rethrows the first exception at its next step",
+                   Stream, fu::Yielder<int>, fu::OrderedYielder<int>) {
+  Stream s(4, fu::fail_fast);
+  std::atomic<int> started{0};
+  fu::Semaphore first_taken(0);
+  s.spawn([&] { return 1; });
+  s.spawn([&]() -> int {
+    first_taken.acquire();
+    throw std::runtime_error("stream failure");
+  });
+  for (int i = 0; i < 100; ++i)
+    s.spawn([&] {
+      ++started;
+      fu::this_task::sleep_for(1h);
+      return 2;
+    });
+  std::vector<int> got;
+  CHECK_THROWS_WITH_AS(
+      [&] {
+        for (int v : s) {
+          got.push_back(v);
+          first_taken.release();
+        }
+      }(),
+      "stream failure", std::runtime_error);
+  CHECK(got == std::vector<int>{1});
+  CHECK(started <= 2);  // the limit's other slots; the queued ones never start
+}

@@ -228,7 +228,10 @@ class StreamCore : private StreamGate {
       }
     }
     ended_ = true;
-    std::exception_ptr e = cancelled_.load(std::memory_order_relaxed) ? nullptr : tasks_.take_error_locked();
+    // A cancel() ends the loop quietly; a fail-fast stop ends it with the error that caused it.
+    std::exception_ptr e = cancelled_.load(std::memory_order_relaxed) && !tasks_.failed_locked()
+                               ? nullptr
+                               : tasks_.take_error_locked();
     if (e) {
       lk.unlock();
       std::rethrow_exception(e);
@@ -295,6 +298,9 @@ class BasicStream : public StreamCore<T> {
   BasicStream() : BasicStream(Limit{0}, default_stack_size()) {}
   explicit BasicStream(std::ptrdiff_t limit, StackSize stack = default_stack_size())
       : BasicStream(Limit{checked_limit(limit, "fiberutils: a stream")}, stack) {}
+  explicit BasicStream(fail_fast_t) : BasicStream(Limit{0}, default_stack_size(), true) {}
+  BasicStream(std::ptrdiff_t limit, fail_fast_t, StackSize stack = default_stack_size())
+      : BasicStream(Limit{checked_limit(limit, "fiberutils: a stream")}, stack, true) {}
   // Used by fu::yielding()/ordered_yielding(): `body(self)` runs as a task that holds no slot.
   template <class Body>
   BasicStream(BodyTag, std::size_t limit, Body&& body)
@@ -360,7 +366,8 @@ class BasicStream : public StreamCore<T> {
   struct Limit {
     std::size_t n;  // 0: none
   };
-  BasicStream(Limit limit, StackSize stack) : Core(tasks_), tasks_(stack, limit.n, this->gate()) {}
+  BasicStream(Limit limit, StackSize stack, bool fail_fast = false)
+      : Core(tasks_), tasks_(stack, limit.n, this->gate(), fail_fast) {}
 
   // Delivers a task's result: at once, or into its place in the order.
   struct Sink {

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include <fiberutils/detail/park.hpp>
+#include <fiberutils/fail_fast.hpp>
 #include <fiberutils/detail/task.hpp>
 #include <fiberutils/semaphore.hpp>
 #include <fiberutils/stack_size.hpp>
@@ -46,8 +47,8 @@ class StreamGate {
 
 class TaskGroup {
  public:
-  // limit 0: no limit. gate: nullptr for Group and Pool.
-  TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate = nullptr);
+  // limit 0: no limit. gate: nullptr for Group and Pool. fail_fast: see fiberutils/fail_fast.hpp.
+  TaskGroup(StackSize stack, std::size_t limit, StreamGate* gate = nullptr, bool fail_fast = false);
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
   // Requests stop, lets held-back tasks of a cancelled stream start (and meet their stop), and
@@ -83,7 +84,9 @@ class TaskGroup {
   bool task_stop_requested() const noexcept { return stop_.stop_requested(); }
   bool is_own_task(TaskBase* t) const noexcept { return t && t->group_ == this; }
 
-  // Called by runners when a task ends.
+  // Called by runners: whether a task about to start runs its body (not after a fail-fast
+  // group's stop), and when a task ends.
+  bool runs_body() const noexcept { return !(fail_fast_ && stop_.stop_requested()); }
   void record_error(std::exception_ptr e) noexcept;
   void task_finished(bool held_slot) noexcept;
 
@@ -92,6 +95,7 @@ class TaskGroup {
   std::mutex& mutex() const noexcept { return m_; }
   std::size_t count_locked() const noexcept { return count_; }
   std::exception_ptr take_error_locked() noexcept { return std::exchange(error_, nullptr); }
+  bool failed_locked() const noexcept { return failed_; }  // a fail-fast group stopped on an error
   void admit_pending_locked() noexcept;
 
  private:
@@ -105,6 +109,8 @@ class TaskGroup {
   std::size_t limit_;
   std::optional<Semaphore> slots_;
   StreamGate* gate_;
+  bool fail_fast_;
+  bool failed_ = false;
   std::size_t count_ = 0;        // spawned and not finished, pending included
   std::size_t dropped_ = 0;      // see dropped_exceptions()
   std::exception_ptr error_;     // first error not yet rethrown
