@@ -285,11 +285,32 @@ Result run_child(std::size_t variant, long tasks, long iters, long idle_ms) {
   return r;
 }
 
-Result median(std::size_t variant, long tasks, long iters, long idle_ms, int runs) {
-  std::vector<Result> v;
-  for (int i = 0; i < runs; ++i) v.push_back(run_child(variant, tasks, iters, idle_ms));
-  std::sort(v.begin(), v.end(), [](const Result& a, const Result& b) { return a.seconds < b.seconds; });
-  return v[v.size() / 2];
+// Runs every variant `runs` times, interleaved (run 1 of each, then run 2 of each, ...), so
+// that a change in the machine's load hits every variant alike. Each variant's figure is its
+// median run; its ratio is the median of the ratios to the baseline in the same round.
+struct Summary {
+  Result median;
+  double ratio;  // median over rounds of baseline / this (speedup) or this / baseline (cost)
+};
+std::vector<Summary> measure(long tasks, long iters, long idle_ms, int runs,
+                             bool speedup) {
+  const std::size_t nv = variants().size();
+  std::vector<std::vector<Result>> r(nv);
+  for (int i = 0; i < runs; ++i)
+    for (std::size_t v = 0; v < nv; ++v) r[v].push_back(run_child(v, tasks, iters, idle_ms));
+  std::vector<Summary> out(nv);
+  for (std::size_t v = 0; v < nv; ++v) {
+    // fiberutils rows against fiberutils on one thread, raw rows against raw on one thread.
+    const std::size_t base = v < 2 ? 0 : 2;
+    std::vector<double> ratios;
+    for (int i = 0; i < runs; ++i)
+      ratios.push_back(speedup ? r[base][i].seconds / r[v][i].seconds : r[v][i].seconds / r[base][i].seconds);
+    std::sort(ratios.begin(), ratios.end());
+    std::vector<Result> sorted = r[v];
+    std::sort(sorted.begin(), sorted.end(), [](const Result& a, const Result& b) { return a.seconds < b.seconds; });
+    out[v] = {sorted[sorted.size() / 2], ratios[ratios.size() / 2]};
+  }
+  return out;
 }
 
 }  // namespace
@@ -310,38 +331,37 @@ int main(int argc, char** argv) {
   const long iters = quick ? calibrate_1ms() / 20 : calibrate_1ms();
   const long m1_tasks = quick ? 200 : 2000, m1b_tasks = quick ? 2000 : 100000;
   const long idle_ms = quick ? 50 : 1000;
-  std::printf("workers_bench: %u hardware threads, ~1 ms of CPU = %ld rounds, median of %d fresh process(es)%s\n\n",
+  std::printf("workers_bench: %u hardware threads, ~1 ms of CPU = %ld rounds, %d interleaved round(s) of fresh processes%s\n\n",
               std::thread::hardware_concurrency(), iters, runs, quick ? " (quick: sizes reduced)" : "");
 
   bool m1_ok = false, m1b_ok = false, idle_ok = false;
   // M1
   std::printf("M1: %ld tasks of ~1 ms CPU through a group; idle CPU: the process over %ld ms after the burst\n\n",
               m1_tasks, idle_ms);
-  std::printf("| variant | wall | speedup over its one-thread run | idle CPU (ms per %ld ms) |\n|---|---|---|---|\n",
+  std::printf("| variant | wall (median) | speedup over its one-thread run (median of same-round ratios) | idle CPU (ms per %ld ms) |\n|---|---|---|---|\n",
               idle_ms);
-  std::vector<Result> m1;
-  for (std::size_t v = 0; v < variants().size(); ++v) m1.push_back(median(v, m1_tasks, iters, idle_ms, runs));
-  for (std::size_t v = 0; v < variants().size(); ++v) {
-    const double base = v < 2 ? m1[0].seconds : m1[2].seconds;  // fiberutils or raw, one thread
-    std::printf("| %s | %.1f ms | %.2fx | %.1f |\n", variants()[v].name, m1[v].seconds * 1e3,
-                base / m1[v].seconds, m1[v].idle_cpu_ms);
-  }
-  const double m1_speedup = m1[0].seconds / m1[1].seconds;
-  m1_ok = m1_speedup >= 1.9 && m1[1].idle_cpu_ms < 5.0 * static_cast<double>(idle_ms) / 1000.0;
+  const std::vector<Summary> m1 = measure(m1_tasks, iters, idle_ms, runs, true);
+  for (std::size_t v = 0; v < variants().size(); ++v)
+    std::printf("| %s | %.1f ms | %.2fx | %.1f |\n", variants()[v].name, m1[v].median.seconds * 1e3,
+                m1[v].ratio, m1[v].median.idle_cpu_ms);
+  const double m1_speedup = m1[1].ratio;
+  m1_ok = m1_speedup >= 1.9 && m1[1].median.idle_cpu_ms < 5.0 * static_cast<double>(idle_ms) / 1000.0;
 
   // M1b
   std::printf("\nM1b: %ld empty tasks spawned and joined, per task\n\n", m1b_tasks);
-  std::printf("| variant | per task | against fiberutils on one thread |\n|---|---|---|\n");
-  std::vector<Result> m1b;
-  for (std::size_t v = 0; v < variants().size(); ++v) m1b.push_back(median(v, m1b_tasks, 0, 0, runs));
+  std::printf("| variant | per task (median) | against its one-thread run (median of same-round ratios) |\n|---|---|---|\n");
+  const std::vector<Summary> m1b = measure(m1b_tasks, 0, 0, runs, false);
   for (std::size_t v = 0; v < variants().size(); ++v)
     std::printf("| %s | %.1f ns | %.2fx |\n", variants()[v].name,
-                m1b[v].seconds * 1e9 / static_cast<double>(m1b_tasks), m1b[v].seconds / m1b[0].seconds);
-  const double m1b_ratio = m1b[1].seconds / m1b[0].seconds;
+                m1b[v].median.seconds * 1e9 / static_cast<double>(m1b_tasks), m1b[v].ratio);
+  const double m1b_ratio = m1b[1].ratio;
   m1b_ok = m1b_ratio <= 1.5;
 
   // Idle
-  const Result idle = median(1, 10, 0, idle_ms, runs);
+  std::vector<Result> idles;
+  for (int i = 0; i < runs; ++i) idles.push_back(run_child(1, 10, 0, idle_ms));
+  std::sort(idles.begin(), idles.end(), [](const Result& a, const Result& b) { return a.idle_cpu_ms < b.idle_cpu_ms; });
+  const Result idle = idles[idles.size() / 2];
   std::printf("\nIdle: an idle Workers(2) used %.2f ms of CPU over %ld ms\n", idle.idle_cpu_ms, idle_ms);
   idle_ok = idle.idle_cpu_ms < 5.0 * static_cast<double>(idle_ms) / 1000.0;
 
@@ -350,7 +370,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("\ntarget M1 speedup >= 1.9x with helpers idle at ~0 CPU   %s (%.2fx, %.1f ms idle CPU)\n",
-              m1_ok ? "met" : "NOT MET", m1_speedup, m1[1].idle_cpu_ms);
+              m1_ok ? "met" : "NOT MET", m1_speedup, m1[1].median.idle_cpu_ms);
   std::printf("target M1b per task <= 1.5x one thread's                 %s (%.2fx)\n",
               m1b_ok ? "met" : "NOT MET", m1b_ratio);
   std::printf("target Idle Workers(2) < 5 ms CPU per second             %s (%.2f ms)\n",
