@@ -84,12 +84,24 @@ long calibrate_1ms() {
 struct Result {
   double seconds = 0;      // the workload's wall time
   double idle_cpu_ms = 0;  // CPU the process used during one idle second afterwards (-1: not measured)
+  double off_thread = 0;   // share of the tasks that ran on another thread than the spawner
+};
+
+// Counts the tasks that run on another thread than the one that spawned them: how evenly the
+// work was shared, a figure that a loaded machine (other processes taking the CPUs) does not
+// distort the way it distorts wall times.
+struct OffThread {
+  std::thread::id spawner = std::this_thread::get_id();
+  std::atomic<long> n{0};
+  void note() {
+    if (std::this_thread::get_id() != spawner) n.fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 // ---- fiberutils --------------------------------------------------------------------------
 
 // Runs `tasks` tasks of `iters` rounds through a Group; returns the wall time.
-double fu_burst(long tasks, long iters) {
+double fu_burst(long tasks, long iters, OffThread* off = nullptr) {
   std::atomic<std::uint64_t> sum{0};
   std::atomic<long> ran{0};
   const auto t0 = Clock::now();
@@ -98,6 +110,7 @@ double fu_burst(long tasks, long iters) {
     g.spawn([&, i] {
       sum.fetch_add(iters ? crunch(static_cast<std::uint64_t>(i), iters) : 1, std::memory_order_relaxed);
       ran.fetch_add(1, std::memory_order_relaxed);
+      if (off) off->note();
     });
   g.join();
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -114,15 +127,18 @@ double idle_cpu_ms(std::chrono::milliseconds idle) {
 
 Result fu_run(unsigned threads, long tasks, long iters, std::chrono::milliseconds idle) {
   Result r;
+  OffThread off;
   if (threads == 0) {
-    r.seconds = fu_burst(tasks, iters);
+    r.seconds = fu_burst(tasks, iters, &off);
     r.idle_cpu_ms = idle.count() ? idle_cpu_ms(idle) : -1;
+    r.off_thread = static_cast<double>(off.n) / static_cast<double>(tasks);
     return r;
   }
   fu::Workers workers(threads);
   (void)fu_burst(std::min(tasks, 1000L), 0);  // warm: helpers' runners and stacks exist
-  r.seconds = fu_burst(tasks, iters);
+  r.seconds = fu_burst(tasks, iters, &off);
   r.idle_cpu_ms = idle.count() ? idle_cpu_ms(idle) : -1;
+  r.off_thread = static_cast<double>(off.n) / static_cast<double>(tasks);
   return r;
 }
 
@@ -163,6 +179,7 @@ Result raw_run(unsigned threads, bool suspend, long tasks, long iters, std::chro
   while (ready < threads - 1) std::this_thread::yield();  // set-up, not measured
   std::atomic<std::uint64_t> sum{0};
   std::atomic<long> ran{0};
+  OffThread off;
   auto burst = [&](long n, long it) {
     for (long i = 0; i < n; ++i) {
       {
@@ -172,6 +189,7 @@ Result raw_run(unsigned threads, bool suspend, long tasks, long iters, std::chro
       bf::fiber([&, i, it] {
         sum.fetch_add(it ? crunch(static_cast<std::uint64_t>(i), it) : 1, std::memory_order_relaxed);
         ran.fetch_add(1, std::memory_order_relaxed);
+        off.note();
         std::lock_guard<bf::mutex> lk(sh.m);
         if (--sh.count == 0) sh.cv.notify_all();
       }).detach();
@@ -181,11 +199,13 @@ Result raw_run(unsigned threads, bool suspend, long tasks, long iters, std::chro
   };
   burst(std::min(tasks, 1000L), 0);
   ran = 0;
+  off.n = 0;
   Result r;
   const auto t0 = Clock::now();
   burst(tasks, iters);
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   check(ran == tasks, "every raw fiber ran once");
+  r.off_thread = static_cast<double>(off.n) / static_cast<double>(tasks);
   r.idle_cpu_ms = idle.count() ? idle_cpu_ms(idle) : -1;
   {
     std::lock_guard<bf::mutex> lk(sh.m);
@@ -250,7 +270,7 @@ int child_main(char** argv) {
   // --child VARIANT TASKS ITERS IDLE_MS
   const Variant& v = variants().at(static_cast<std::size_t>(std::atol(argv[2])));
   const Result r = v.run(std::atol(argv[3]), std::atol(argv[4]), std::chrono::milliseconds(std::atol(argv[5])));
-  std::printf("%.9f %.3f\n", r.seconds, r.idle_cpu_ms);
+  std::printf("%.9f %.3f %.4f\n", r.seconds, r.idle_cpu_ms, r.off_thread);
   return 0;
 }
 
@@ -281,7 +301,8 @@ Result run_child(std::size_t variant, long tasks, long iters, long idle_ms) {
     std::exit(1);
   }
   Result r;
-  check(std::sscanf(text.c_str(), "%lf %lf", &r.seconds, &r.idle_cpu_ms) == 2, "child output");
+  check(std::sscanf(text.c_str(), "%lf %lf %lf", &r.seconds, &r.idle_cpu_ms, &r.off_thread) == 3,
+        "child output");
   return r;
 }
 
@@ -338,12 +359,12 @@ int main(int argc, char** argv) {
   // M1
   std::printf("M1: %ld tasks of ~1 ms CPU through a group; idle CPU: the process over %ld ms after the burst\n\n",
               m1_tasks, idle_ms);
-  std::printf("| variant | wall (median) | speedup over its one-thread run (median of same-round ratios) | idle CPU (ms per %ld ms) |\n|---|---|---|---|\n",
+  std::printf("| variant | wall (median) | speedup over its one-thread run (median of same-round ratios) | tasks run off the spawning thread | idle CPU (ms per %ld ms) |\n|---|---|---|---|---|\n",
               idle_ms);
   const std::vector<Summary> m1 = measure(m1_tasks, iters, idle_ms, runs, true);
   for (std::size_t v = 0; v < variants().size(); ++v)
-    std::printf("| %s | %.1f ms | %.2fx | %.1f |\n", variants()[v].name, m1[v].median.seconds * 1e3,
-                m1[v].ratio, m1[v].median.idle_cpu_ms);
+    std::printf("| %s | %.1f ms | %.2fx | %.0f%% | %.1f |\n", variants()[v].name, m1[v].median.seconds * 1e3,
+                m1[v].ratio, m1[v].median.off_thread * 100, m1[v].median.idle_cpu_ms);
   const double m1_speedup = m1[1].ratio;
   m1_ok = m1_speedup >= 1.9 && m1[1].median.idle_cpu_ms < 5.0 * static_cast<double>(idle_ms) / 1000.0;
 
