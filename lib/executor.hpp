@@ -3,13 +3,18 @@
 // Internal: executors, where admitted tasks go to run.
 //
 // A TaskGroup decides *whether* a task may start (its count, its limit, a stream's room); an
-// Executor decides *where and when*: it queues the task and has a runner fiber take it. Today's
-// implementation is ThreadRunners (executor.cpp): per-thread runner fibers on the thread that
-// admitted the task. A thread may install another executor for the tasks admitted on it (a set
-// of threads sharing queued tasks, an Asio-driven thread); groups and streams do not change.
+// Executor decides *where and when*: it queues the task and has a runner fiber take it. Two
+// implementations share one runner machinery (executor.cpp):
+// - ThreadRunners: per-thread runner fibers on the thread that admitted the task (the default);
+// - SharedRunners: the threads of a fu::Workers, whose runners take tasks from one shared queue.
+//   A queued task holds no stack, so any of those threads may start it; once started it runs to
+//   its end on that thread (runners never migrate).
+// A thread may install another executor for the tasks admitted on it; groups and streams do not
+// change.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 #include <fiberutils/detail/task.hpp>
 
@@ -33,5 +38,42 @@ Executor& current_executor();
 // Makes `e` the calling thread's executor (nullptr: back to the thread's own runners) and
 // returns the previous one. Never suspends.
 Executor* install_executor(Executor* e) noexcept;
+
+// The executor behind fu::Workers (lib/workers.cpp drives its threads). Every member is called
+// by one of its threads, as described; the queue and every runner's state are under one mutex.
+class SharedRunners final : public Executor {
+ public:
+  SharedRunners();
+  ~SharedRunners();
+  SharedRunners(const SharedRunners&) = delete;
+  SharedRunners& operator=(const SharedRunners&) = delete;
+
+  // True when the calling thread belongs to some SharedRunners.
+  static bool thread_belongs_to_one() noexcept;
+
+  // join_owner() makes the calling thread the owner: one of the threads, with this executor
+  // installed. Never suspends.
+  void join_owner();
+  // serve() makes the calling (helper) thread one of the threads and runs its runners until
+  // stop(); returns when they have all ended. Blocks the thread (it is the helper's whole life).
+  void serve();
+  // wait_for_threads(n), on the owner thread: suspends the calling fiber until n threads (the
+  // owner included) have joined, so that a task spawned afterwards can start on any of them.
+  void wait_for_threads(std::size_t n) noexcept;
+  // drain_and_stop(), on the owner thread: suspends the calling fiber until no task is queued
+  // or running, then tells every thread to stop, puts the owner's previous executor back and
+  // suspends until the owner's runners have ended. Helpers return from serve() meanwhile.
+  void drain_and_stop() noexcept;
+  // stop_now(), on the owner thread: as drain_and_stop() without the wait for tasks; for a
+  // constructor that failed before any task could be spawned.
+  void stop_now() noexcept;
+
+  void enqueue(TaskBase* task, std::size_t stack_size) override;
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> s_;
+};
 
 }  // namespace fiberutils::detail

@@ -8,6 +8,11 @@
 // carries a header. Here a block has no header (sized delete gives its class), the warmest
 // block is reused first, and a thread's free lists survive its exit in a global depot.
 //
+// A thread's free list of a size class holds at most kCacheMax blocks; beyond that the whole
+// list goes to the depot in one splice. Under fu::Workers a task is often freed on another
+// thread than the one that allocated it: without the cap, a helper that only runs tasks would
+// collect every block it frees while the spawning thread carves new ones, burst after burst.
+//
 // Slabs are never returned to the system: they hold the high-water mark of queued tasks, and
 // a global list keeps them reachable (valgrind reports no leak).
 //
@@ -36,6 +41,10 @@ constexpr std::size_t kSlabBytes = 64 * 1024;
 constexpr std::size_t kHugeBytes = 2 * 1024 * 1024;  // x86-64's transparent huge page
 // Small slabs a thread carves before it switches to huge chunks (256 KiB: about 5,000 tasks).
 constexpr unsigned kSmallSlabsPerThread = 4;
+// Free blocks a thread keeps per size class before it hands them to the depot, and how many it
+// takes back from the depot at once.
+constexpr std::size_t kCacheMax = 4096;
+constexpr std::size_t kRefillBatch = 256;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -59,6 +68,8 @@ Depot& depot() {
 // freed that late goes straight to the depot.
 struct ThreadCache {
   FreeBlock* lists[kClasses];
+  FreeBlock* tails[kClasses];  // the last block of each list (valid while it is not empty)
+  std::size_t counts[kClasses];
   char* bump;       // carving position in the current slab
   char* bump_end;
   unsigned small_slabs;  // carved so far by this thread
@@ -72,10 +83,11 @@ struct ThreadFlush {
     Depot& d = depot();
     std::lock_guard<std::mutex> lk(d.m);
     for (std::size_t c = 0; c < kClasses; ++c) {
-      while (FreeBlock* b = cache.lists[c]) {
-        cache.lists[c] = b->next;
-        b->next = d.lists[c];
+      if (FreeBlock* b = cache.lists[c]) {
+        cache.tails[c]->next = d.lists[c];
         d.lists[c] = b;
+        cache.lists[c] = nullptr;
+        cache.counts[c] = 0;
       }
     }
     cache.flushed = true;
@@ -108,7 +120,19 @@ void* refill(std::size_t cls) {
   {
     std::lock_guard<std::mutex> lk(d.m);
     if (FreeBlock* b = d.lists[cls]) {
-      d.lists[cls] = b->next;
+      // Take a batch: the first block is returned, the rest become this thread's list.
+      FreeBlock* last = b;
+      std::size_t n = 1;
+      while (n < kRefillBatch && last->next) {
+        last = last->next;
+        ++n;
+      }
+      d.lists[cls] = last->next;
+      last->next = nullptr;
+      cache.lists[cls] = b->next;
+      cache.tails[cls] = last;
+      cache.counts[cls] = n - 1;
+      if (n > 1) (void)&flush_on_exit;
       return b;
     }
   }
@@ -158,6 +182,7 @@ void* TaskBase::operator new(std::size_t size) {
   const std::size_t cls = class_of(size);
   if (FreeBlock* b = cache.lists[cls]) {
     cache.lists[cls] = b->next;
+    --cache.counts[cls];
     return b;
   }
   return refill(cls);
@@ -177,9 +202,24 @@ void TaskBase::operator delete(void* p, std::size_t size) noexcept {
     d.lists[cls] = b;
     return;
   }
-  if (cache.lists[cls] == nullptr) (void)&flush_on_exit;  // a thread that only frees flushes too
+  if (cache.lists[cls] == nullptr) {
+    (void)&flush_on_exit;  // a thread that only frees flushes too
+    cache.tails[cls] = b;
+  } else if (cache.counts[cls] >= kCacheMax) {
+    // Hand the whole list to the depot (one splice), keep only this block.
+    Depot& d = depot();
+    {
+      std::lock_guard<std::mutex> lk(d.m);
+      cache.tails[cls]->next = d.lists[cls];
+      d.lists[cls] = cache.lists[cls];
+    }
+    cache.lists[cls] = nullptr;
+    cache.counts[cls] = 0;
+    cache.tails[cls] = b;
+  }
   b->next = cache.lists[cls];
   cache.lists[cls] = b;
+  ++cache.counts[cls];
 }
 
 }  // namespace fiberutils::detail

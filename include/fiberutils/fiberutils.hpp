@@ -19,4 +19,5 @@
 #include <fiberutils/stack_stats.hpp>
 #include <fiberutils/this_task.hpp>
 #include <fiberutils/version.hpp>
+#include <fiberutils/workers.hpp>
 #include <fiberutils/yielder.hpp>

@@ -12,7 +12,8 @@
 // - Blocks the thread: nothing, beyond short internal critical sections.
 // - Thread-safe: every member, from any thread and any fiber. A task runs on the thread that
 //   spawned it, so a thread that spawns must at some point suspend (join something, sleep, or
-//   end: a thread's queued tasks are run before it exits).
+//   end: a thread's queued tasks are run before it exits). Under a fu::Workers (workers.hpp)
+//   it starts on any of its threads and stays there.
 // - Cancellation: cancel() requests stop on every unfinished task and on tasks spawned after it
 //   until join() next returns. A task sees it as its std::stop_token and at the library's
 //   cancellation points (fu::this_task), which throw fu::cancelled; a task that ends by

@@ -10,7 +10,8 @@
 //   task). Never suspends: spawn(), cancel(), size(), free_count(), limit().
 // - Thread-safe: every member, from any thread and any fiber. A queued task starts on the
 //   thread where the slot it takes was freed (the thread that spawned it, unless several
-//   threads spawn into the same pool).
+//   threads spawn into the same pool; under a fu::Workers, any of its threads). The limit holds
+//   across threads.
 // - Destructor: as Group's: requests stop and suspends until every task, queued ones
 //   included, has finished. Queued tasks still run; they see the stop at their first
 //   cancellation point.

@@ -18,7 +18,8 @@
 //   memory. The owner may spawn or put any amount before it starts iterating.
 // - Thread-safe: spawn(), put(), cancel(), size() from any thread and fiber; one consumer
 //   iterates at a time: a second fiber that iterates while the first waits for a value gets
-//   std::logic_error. Tasks run on the thread that spawned them.
+//   std::logic_error. Tasks run on the thread that spawned them (under a fu::Workers, on any of
+//   its threads).
 // - cancel() requests stop on every task and ends the iteration without an error: the loop's
 //   next operator* or comparison with end() finds the end, also when values are buffered (they
 //   are discarded, never delivered). Tasks held back for room in a full buffer do not start
