@@ -47,6 +47,10 @@ void set_runner_slot(void* data) noexcept {
   boost::fibers::context::active()->set_fss_data(&kRunnerKey, no_cleanup(), data, false);
 }
 
+bool is_main_fiber() noexcept {
+  return boost::fibers::context::active()->is_context(boost::fibers::type::main_context);
+}
+
 void* runner_slot() noexcept {
   return boost::fibers::context::active()->get_fss_data(&kRunnerKey);
 }

@@ -54,4 +54,7 @@ void suspend_until(std::chrono::steady_clock::time_point tp) noexcept;
 void set_runner_slot(void* data) noexcept;
 void* runner_slot() noexcept;
 
+// Whether the running fiber is its thread's main fiber (context::is_context(main_context)).
+bool is_main_fiber() noexcept;
+
 }  // namespace fiberutils::detail::boost_internals

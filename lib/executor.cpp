@@ -42,6 +42,7 @@
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
+#include "fiber_state.hpp"
 #include "stack_pool.hpp"
 
 namespace fiberutils::detail {
@@ -79,9 +80,7 @@ struct Lane {
 };
 
 // What a runner fiber knows about itself; found through the fiber's runner slot.
-struct Runner {
-  TaskBase* current = nullptr;
-};
+struct Runner : FiberState {};
 
 // Locks a Host's mutex when it has one (SharedRunners); a no-op for ThreadRunners.
 class MaybeLock {
@@ -251,7 +250,7 @@ void Host::run_task(Runner& self, TaskBase* t) noexcept {
 
 void Host::run_lane(Lane* lane) {
   Runner self;
-  bi::set_runner_slot(&self);
+  bi::set_runner_slot(static_cast<FiberState*>(&self));
   Host& h = *lane->host;
   MaybeLock lk(h.lock_);
   --lane->pending;
@@ -605,8 +604,8 @@ Executor& current_executor() {
 Executor* install_executor(Executor* e) noexcept { return std::exchange(installed_executor, e); }
 
 TaskBase* current_task() noexcept {
-  auto* r = static_cast<Runner*>(bi::runner_slot());
-  return r ? r->current : nullptr;
+  FiberState* s = fiber_state();
+  return s ? s->current : nullptr;
 }
 
 }  // namespace fiberutils::detail

@@ -5,6 +5,7 @@
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
+#include "fiber_state.hpp"
 
 namespace fiberutils::detail {
 
@@ -32,10 +33,13 @@ struct Park::OnStop {
   void operator()() const noexcept { (void)p->wake(); }
 };
 
-ParkStatus Park::wait(const std::stop_token& stop, std::optional<Clock::time_point> deadline) noexcept {
+ParkStatus Park::wait(const StopCondition& stop, std::optional<Clock::time_point> deadline) noexcept {
   std::optional<std::stop_callback<OnStop>> on_stop;
-  if (stop.stop_possible()) on_stop.emplace(stop, OnStop{this});
+  if (stop.token().stop_possible()) on_stop.emplace(stop.token(), OnStop{this});
   if (woke_itself_) return ParkStatus::stopped;
+  // A deadline scope's deadline ends the wait too: stop_requested() below then expires it.
+  if (const std::optional<Clock::time_point> scope = stop.deadline(); scope && (!deadline || *scope < *deadline))
+    deadline = scope;
   if (deadline)
     bi::suspend_until(*deadline);
   else
@@ -85,9 +89,20 @@ void ParkQueue::wake_all() noexcept {
   while (Park* p = pop_front()) (void)p->wake();
 }
 
-std::stop_token current_stop_token() noexcept {
-  TaskBase* t = current_task();
-  return t ? t->group_->task_token() : std::stop_token{};
+StopCondition current_stop() noexcept {
+  FiberState* s = fiber_state();
+  if (!s) return {};
+  return StopCondition(s->current ? s->current->group_->task_token() : std::stop_token{}, s->scope);
+}
+
+namespace {
+// The main fiber of each thread: its state needs no fiber-specific slot (an allocation).
+thread_local FiberState main_fiber_state;
+}  // namespace
+
+FiberState* fiber_state() noexcept {
+  if (void* s = bi::runner_slot()) return static_cast<FiberState*>(s);
+  return bi::is_main_fiber() ? &main_fiber_state : nullptr;
 }
 
 void throw_cancelled() { throw cancelled{}; }

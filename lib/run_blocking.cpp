@@ -219,7 +219,7 @@ BlockingPool& pool() {
 }  // namespace
 
 void run_on_blocking_pool(const std::shared_ptr<BlockingCall>& call) {
-  const std::stop_token stop = current_stop_token();
+  const StopCondition stop = current_stop();
   if (stop.stop_requested())
     throw cancelled{};
   if (!pool().submit(call)) {

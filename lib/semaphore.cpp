@@ -47,7 +47,7 @@ bool Semaphore::try_acquire_until_steady(std::chrono::steady_clock::time_point t
 // adds to the count before it looks at waiters_; both are seq_cst, so at least one of them sees
 // the other, and release() wakes under m_, which the waiter holds until it is parked in parked_.
 bool Semaphore::wait_and_acquire(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  const std::stop_token stop = detail::current_stop_token();
+  const detail::StopCondition stop = detail::current_stop();
   std::unique_lock<std::mutex> lk(m_);
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool took = false;

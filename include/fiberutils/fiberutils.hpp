@@ -9,6 +9,7 @@
 #pragma once
 
 #include <fiberutils/cancelled.hpp>
+#include <fiberutils/deadline.hpp>
 #include <fiberutils/fail_fast.hpp>
 #include <fiberutils/group.hpp>
 #include <fiberutils/ordered_yielder.hpp>

@@ -7,7 +7,8 @@
 // a single atomic slot), and then calls wait(). It resumes exactly once, for the first of:
 // - wake(), from any thread, any fiber, a plain thread or an Asio handler; only the first call
 //   wakes it (it returns true), later ones return false;
-// - the stop of the std::stop_token passed to wait(), requested from anywhere;
+// - the stop of the StopCondition passed to wait(): its task's stop token, requested from
+//   anywhere, or the deadline of one of the fiber's deadline scopes;
 // - the deadline passed to wait().
 // No lost wake-up: a wake() after the Park was made and before wait() suspends makes wait()
 // return at once. A wake() may come while the waiter is not suspended yet; the waiter's thread
@@ -37,6 +38,34 @@ using Clock = std::chrono::steady_clock;
 
 enum class ParkStatus { woken, timed_out, stopped };
 
+class DeadlineScope;
+
+// What stops a library wait of the calling fiber: its task's stop token, and the deadlines of
+// the deadline scopes (fu::move_on_after and friends) it is inside. Built by current_stop(); an
+// empty one (or one made from a bare token) stops on nothing else.
+class StopCondition {
+ public:
+  StopCondition() = default;
+  StopCondition(std::stop_token token) noexcept : token_(std::move(token)) {}  // NOLINT: implicit
+  StopCondition(std::stop_token token, DeadlineScope* scope) noexcept
+      : token_(std::move(token)), scope_(scope) {}
+
+  // True once the token is stopped or a scope expired; a scope whose deadline passed expires
+  // here. Never suspends.
+  bool stop_requested() const noexcept;
+  bool stop_possible() const noexcept { return scope_ || token_.stop_possible(); }
+  // The earliest deadline of the scopes, when inside one.
+  std::optional<Clock::time_point> deadline() const noexcept;
+  const std::stop_token& token() const noexcept { return token_; }
+
+ private:
+  std::stop_token token_;
+  DeadlineScope* scope_ = nullptr;
+};
+
+// The calling fiber's stop condition: its task's token (none outside tasks) and its scopes.
+StopCondition current_stop() noexcept;
+
 class Park {
  public:
   // Binds the Park to the calling fiber and arms it: wake() works from now on.
@@ -50,9 +79,10 @@ class Park {
   bool wake() noexcept;
 
   // wait(stop, deadline) suspends the calling fiber (the one that made the Park) until it is
-  // woken, `stop` is requested, or the deadline passes; returns which came first. Not a
-  // cancellation point by itself: callers turn `stopped` into fu::cancelled. A Park waits once.
-  ParkStatus wait(const std::stop_token& stop, std::optional<Clock::time_point> deadline) noexcept;
+  // woken, `stop` is requested (a scope's deadline included), or the deadline passes; returns
+  // which came first. Not a cancellation point by itself: callers turn `stopped` into
+  // fu::cancelled. A Park waits once.
+  ParkStatus wait(const StopCondition& stop, std::optional<Clock::time_point> deadline) noexcept;
 
   // Intrusive links for ParkQueue; guarded by the queue owner's lock.
   Park* next_ = nullptr;
@@ -85,23 +115,19 @@ class ParkQueue {
   Park* tail_ = nullptr;
 };
 
-// The calling fiber's stop token for library waits: its task's, or one that never stops outside
-// tasks. (Deadline scopes and other stop sources join here.)
-std::stop_token current_stop_token() noexcept;
-
 // park_until(lk, q, stop, deadline, pred) waits with `lk` held on entry and on return until
 // pred() holds (true) or the deadline passes (false). Throws fu::cancelled, `lk` held, when `stop`
-// is requested before or during the wait: pass current_stop_token() for a cancellation point, or
-// an empty token for a wait that cannot be cancelled. Wakers call q.wake_one()/wake_all() under
+// is requested before or during the wait: pass current_stop() for a cancellation point, or an
+// empty StopCondition{} for a wait that cannot be cancelled. Wakers call q.wake_one()/wake_all() under
 // the same lock after changing what pred() reads.
 template <class Pred>
-bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const std::stop_token& stop,
+bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondition& stop,
                 std::optional<Clock::time_point> deadline, Pred pred);
 
 [[noreturn]] void throw_cancelled();
 
 template <class Pred>
-bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const std::stop_token& stop,
+bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondition& stop,
                 std::optional<Clock::time_point> deadline, Pred pred) {
   for (;;) {
     if (stop.stop_requested()) throw_cancelled();

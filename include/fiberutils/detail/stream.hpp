@@ -168,7 +168,7 @@ class StreamCore : private StreamGate {
            channel_.try_pop(item) == boost::fibers::channel_op_status::success) {
       if (taken(std::move(item), nullptr)) return;
     }
-    slow_fetch(current_stop_token());
+    slow_fetch(current_stop());
   }
 
   // A value left the channel: count it, let the lock-free producers' backlog in when asked, and
@@ -191,7 +191,7 @@ class StreamCore : private StreamGate {
     return true;
   }
 
-  void slow_fetch(const std::stop_token& stop) {
+  void slow_fetch(const StopCondition& stop) {
     std::unique_lock<std::mutex> lk(tasks_.mutex());
     std::optional<T> item;
     for (;;) {
