@@ -268,3 +268,61 @@ TEST_CASE("README: a loop that never suspends holds off join_for's deadline unti
   CHECK(Clock::now() - start >= 100ms);
   g.join();
 }
+
+namespace {
+std::string slow_fetch(const std::string& url) {
+  fu::this_task::sleep_for(url == "slow" ? std::chrono::hours(1) : std::chrono::milliseconds(1));
+  return "<html>" + url;
+}
+}  // namespace
+
+TEST_CASE("README: deadline scopes give up on a slow fetch") {
+  std::vector<std::string> got;
+  int gave_up = 0;
+  bool timed_out = false;
+  // [deadline]
+  for (std::string url : {"fast", "slow"}) {
+    std::optional<std::string> page = fu::move_on_after(50ms, [&] { return slow_fetch(url); });
+    if (page) got.push_back(*page); else ++gave_up;  // nullopt: the deadline came first
+  }
+  try {
+    fu::fail_after(50ms, [] { return slow_fetch("slow"); });
+  } catch (const fu::timed_out& e) {  // what(): "fiberutils: deadline of 50.000 ms passed"
+    timed_out = true;
+  }
+  // [deadline]
+  CHECK(got == std::vector<std::string>{"<html>fast"});
+  CHECK(gave_up == 1);
+  CHECK(timed_out);
+}
+
+TEST_CASE("README: a fail_fast group stops the other tasks at the first error") {
+  std::atomic<int> stopped{0};
+  std::string error;
+  fu::Semaphore all_waiting(0);
+  // [fail-fast]
+  fu::Group g(fu::fail_fast);
+  for (int i = 0; i < 3; ++i) {
+    g.spawn([&] {
+      all_waiting.release();
+      try {
+        fu::this_task::sleep_for(1h);  // a cancellation point: the first error stops it
+      } catch (const fu::cancelled&) {
+        ++stopped;
+        throw;
+      }
+    });
+  }
+  g.spawn([&] {
+    for (int i = 0; i < 3; ++i) all_waiting.acquire();  // every sleeper is asleep
+    throw std::runtime_error("fetch failed");
+  });
+  try {
+    g.join();  // returns as soon as the others have stopped, rethrowing the first error
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  // [fail-fast]
+  CHECK(stopped == 3);
+  CHECK(error == "fetch failed");
+}
