@@ -88,9 +88,10 @@ DeadlineScope::DeadlineScope(Clock::time_point deadline)
     // A fiber that fiberutils did not start and that is not a thread's main fiber: the only
     // case that allocates.
     own_state_ = new FiberState{};
-    boost_internals::set_runner_slot(own_state_);
+    set_fiber_state(own_state_);
     state_ = own_state_;
   }
+  count_stop_source(+1);
   outer_ = state_->scope;
   if (outer_ && outer_->earliest_ < earliest_) earliest_ = outer_->earliest_;
   state_->scope = this;
@@ -100,8 +101,9 @@ DeadlineScope::~DeadlineScope() {
   if (timer_registered_) scope_timer().remove(deadline_, this);
   from_outer_.reset();
   state_->scope = outer_;
+  count_stop_source(-1);
   if (own_state_) {
-    boost_internals::set_runner_slot(nullptr);
+    set_fiber_state(nullptr);
     delete own_state_;
   }
 }

@@ -250,7 +250,7 @@ void Host::run_task(Runner& self, TaskBase* t) noexcept {
 
 void Host::run_lane(Lane* lane) {
   Runner self;
-  bi::set_runner_slot(static_cast<FiberState*>(&self));
+  set_fiber_state(&self);
   Host& h = *lane->host;
   MaybeLock lk(h.lock_);
   --lane->pending;
@@ -296,7 +296,7 @@ void Host::run_lane(Lane* lane) {
     --lane->busy;
     h.task_done(*lane);
   }
-  bi::set_runner_slot(nullptr);
+  set_fiber_state(nullptr);
   h.runner_exited();
 }
 

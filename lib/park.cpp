@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <fiberutils/detail/park.hpp>
 
+#include <atomic>
+
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/detail/task_group.hpp>
 
@@ -98,11 +100,40 @@ StopCondition current_stop() noexcept {
 namespace {
 // The main fiber of each thread: its state needs no fiber-specific slot (an allocation).
 thread_local FiberState main_fiber_state;
+
+// The last fiber looked up on this thread and its state: most lookups come from the fiber that
+// looked last (a task's puts and its cancellation checks), and this saves the slot's map lookup.
+// A fiber's state changes only through set_fiber_state, on that fiber, which updates the cache;
+// a runner clears its state before it ends, so a later fiber at the same address finds none.
+struct LastLookup {
+  bi::Fiber* fiber = nullptr;
+  FiberState* state = nullptr;
+};
+thread_local LastLookup last_lookup;
 }  // namespace
 
 FiberState* fiber_state() noexcept {
-  if (void* s = bi::runner_slot()) return static_cast<FiberState*>(s);
-  return bi::is_main_fiber() ? &main_fiber_state : nullptr;
+  bi::Fiber* f = bi::active();
+  if (f == last_lookup.fiber) return last_lookup.state;
+  FiberState* s = static_cast<FiberState*>(bi::runner_slot());
+  if (!s && bi::is_main_fiber()) s = &main_fiber_state;
+  last_lookup = {f, s};
+  return s;
+}
+
+namespace {
+std::atomic<long> stop_sources{0};
+}  // namespace
+
+void count_stop_source(int delta) noexcept { stop_sources.fetch_add(delta, std::memory_order_seq_cst); }
+
+// Relaxed: a stop requested on another thread is seen here no later than anything that thread
+// published after it (its later releases synchronise with our acquires).
+bool stops_possible() noexcept { return stop_sources.load(std::memory_order_relaxed) != 0; }
+
+void set_fiber_state(FiberState* s) noexcept {
+  bi::set_runner_slot(s);
+  last_lookup = {bi::active(), s};
 }
 
 void throw_cancelled() { throw cancelled{}; }

@@ -10,6 +10,7 @@
 #include <fiberutils/detail/park.hpp>
 
 #include "executor.hpp"
+#include "fiber_state.hpp"
 
 namespace fiberutils::detail {
 
@@ -40,6 +41,7 @@ TaskGroup::~TaskGroup() {
   (void)park_until(lk, joiners_, StopCondition{}, std::nullopt, [this] { return count_ == 0; });
   std::exception_ptr e = take_error_locked();
   const std::size_t dropped = dropped_;
+  if (std::exchange(stop_counted_, false)) count_stop_source(-1);
   lk.unlock();
   if (!e) return;
   // Never lose an error silently: nobody joined after it was thrown.
@@ -140,6 +142,7 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
   if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; })) return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.
   if (stop_.stop_requested()) stop_ = std::stop_source{};
+  if (std::exchange(stop_counted_, false)) count_stop_source(-1);
   failed_ = false;
   if (std::exception_ptr e = take_error_locked()) {
     lk.unlock();
@@ -153,6 +156,10 @@ void TaskGroup::cancel() noexcept {
   {
     std::lock_guard<std::mutex> lk(m_);
     s = stop_;
+    if (!stop_counted_) {
+      stop_counted_ = true;
+      count_stop_source(+1);  // before the request: a task that sees the stop sees the count
+    }
     if (gate_) gate_->on_cancel_locked();
   }
   // Outside the lock: stop callbacks take the locks of whatever the tasks wait on.

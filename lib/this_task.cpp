@@ -26,6 +26,7 @@ std::stop_token stop_token() noexcept {
 }
 
 bool stop_requested() noexcept {
+  if (!detail::stops_possible()) return false;
   detail::FiberState* s = detail::fiber_state();
   if (!s) return false;
   if (s->current && s->current->group_->task_stop_requested()) return true;

@@ -97,5 +97,7 @@ long w6_pool(bool fiberutils, const Params& p);
 long w7_fanout(bool fiberutils, const Params& p);
 // semaphore_bench.cpp
 long micro_semaphore(bool fiberutils, const Params& p);
+// deadline_bench.cpp
+long micro_deadline_scope(bool fiberutils, const Params& p);
 
 }  // namespace bench

@@ -73,6 +73,9 @@ double ideal_seconds(const Params& p) {
   return sleep;                                                      // W3
 }
 
+// Deadline scopes entered in the full run (the target is per scope).
+constexpr long kScopeOps = 10000000;
+
 struct Workload {
   std::string name;
   WorkloadFn run;
@@ -98,6 +101,7 @@ const std::vector<Workload>& workloads() {
       {"W7 Pool(100) 10,000 x 5 ms", w7_fanout, {10000, 0, 0, 5ms, 100}, {200, 0, 0, 5ms, 100}, Unit::kIdeal},
       {"micro spawn+join one task", micro_spawn_join, {200000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
       {"micro Semaphore acquire+release (vs fiber mutex)", micro_semaphore, {10000000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
+      {"micro deadline scope enter+leave (vs own stop_source)", micro_deadline_scope, {kScopeOps, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
       {"micro one stream value (vs channel push+pop)", micro_stream_value, {2000000, 0, 0, 0ms, 0}, {1000, 0, 0, 0ms, 0}, Unit::kPerOp},
   };
   return w;
@@ -280,6 +284,8 @@ int main(int argc, char** argv) {
   target("W7: within 5% of ideal", "W7 Pool(100) 10,000 x 5 ms", [](auto& f, auto&) { return f.seconds <= 0.5 * 1.05; });
   target("Semaphore: within 1.2x of a fiber mutex lock+unlock", "micro Semaphore acquire+release (vs fiber mutex)",
          [](auto& f, auto& b) { return f.seconds <= 1.2 * b.seconds; });
+  target("deadline scope: enter+leave under 100 ns", "micro deadline scope enter+leave (vs own stop_source)",
+         [](auto& f, auto&) { return f.seconds / kScopeOps * 1e9 < 100; });
   target("stream value: within 1.3x of a channel push+pop", "micro one stream value (vs channel push+pop)",
          [](auto& f, auto& b) { return f.seconds <= 1.3 * b.seconds; });
   if (not_met > 0) {

@@ -15,8 +15,8 @@
 // value in its place until every earlier place has settled (under the mutex).
 //
 // Backpressure is applied by not *starting* work: a queued task is admitted only while fewer
-// than kStreamCapacity values wait to be consumed (and a slot is free when the stream has a
-// limit). A queued task holds no stack, so a slow consumer bounds memory. Sleeping tasks hold no
+// than kStreamCapacity values wait to be consumed, that is while nothing waits in overflow_
+// behind a full channel (and a slot is free when the stream has a limit). A queued task holds no stack, so a slow consumer bounds memory. Sleeping tasks hold no
 // value, so they do not cap concurrency.
 //
 // Synchronisation: producers push without the mutex; the mutex (the TaskGroup's) guards
@@ -96,7 +96,6 @@ class StreamCore : private StreamGate {
   void push(T&& v) {
     if (cancelled_.load(std::memory_order_acquire)) return;  // nobody will read it
     if (!attention_.load(std::memory_order_acquire)) {
-      produced_.fetch_add(1, std::memory_order_relaxed);
       std::optional<T> item(std::move(v));
       if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) {
         if (consumer_parked_.load(std::memory_order_seq_cst)) {
@@ -105,7 +104,6 @@ class StreamCore : private StreamGate {
         }
         return;
       }
-      produced_.fetch_sub(1, std::memory_order_relaxed);
       v = std::move(*item);  // try_push leaves the value where it was when the channel is full
     }
     std::lock_guard<std::mutex> lk(tasks_.mutex());
@@ -115,7 +113,6 @@ class StreamCore : private StreamGate {
   // The same with the mutex held: behind any values in overflow_ (OrderedYielder's releases).
   void push_locked(T&& v) {
     if (cancelled_.load(std::memory_order_relaxed)) return;
-    produced_.fetch_add(1, std::memory_order_relaxed);
     if (overflow_.empty()) {
       std::optional<T> item(std::move(v));
       if (channel_.try_push(std::move(item)) == boost::fibers::channel_op_status::success) {
@@ -134,7 +131,8 @@ class StreamCore : private StreamGate {
   // StreamGate, called by the TaskGroup with its mutex held.
   bool has_room_locked() noexcept final {
     if (cancelled_.load(std::memory_order_relaxed)) return true;  // let held-back tasks end
-    if (waiting() < static_cast<std::int64_t>(kStreamCapacity)) return true;
+    // A value waits in overflow_ only once the channel was full: kStreamCapacity values wait.
+    if (overflow_.empty()) return true;
     attention_.store(true, std::memory_order_release);  // the consumer admits after a pop
     return false;
   }
@@ -143,12 +141,6 @@ class StreamCore : private StreamGate {
     wake_consumer_locked();
   }
   void on_idle_locked() noexcept final { wake_consumer_locked(); }
-
-  // Values in the channel and overflow_, give or take pushes and pops in flight.
-  std::int64_t waiting() const noexcept {
-    return static_cast<std::int64_t>(produced_.load(std::memory_order_relaxed) -
-                                     consumed_.load(std::memory_order_relaxed));
-  }
 
   void wake_consumer_locked() noexcept {
     if (!consumer_park_) return;
@@ -171,10 +163,9 @@ class StreamCore : private StreamGate {
     slow_fetch(current_stop());
   }
 
-  // A value left the channel: count it, let the lock-free producers' backlog in when asked, and
+  // A value left the channel: let the lock-free producers' backlog in when asked, and
   // keep it unless operator++ skipped it. `lk`: the mutex, when held.
   bool taken(std::optional<T>&& item, std::unique_lock<std::mutex>* lk) {
-    consumed_.store(consumed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (attention_.load(std::memory_order_acquire)) {
       if (lk) {
         after_pop_locked();
@@ -275,8 +266,6 @@ class StreamCore : private StreamGate {
   TaskGroup& tasks_;
   boost::fibers::buffered_channel<std::optional<T>> channel_{kStreamCapacity};
   std::deque<T> overflow_;                   // behind the channel; mutex
-  std::atomic<std::uint64_t> produced_{0};   // values pushed, channel or overflow
-  std::atomic<std::uint64_t> consumed_{0};   // values popped (written by the consumer only)
   std::atomic<bool> attention_{false};       // see the file comment
   std::atomic<bool> consumer_parked_{false};
   std::atomic<bool> cancelled_{false};       // written under the mutex

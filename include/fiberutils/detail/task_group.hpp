@@ -111,6 +111,7 @@ class TaskGroup {
   StreamGate* gate_;
   bool fail_fast_;
   bool failed_ = false;
+  bool stop_counted_ = false;    // this generation's stop is counted by count_stop_source
   std::size_t count_ = 0;        // spawned and not finished, pending included
   std::size_t dropped_ = 0;      // see dropped_exceptions()
   std::exception_ptr error_;     // first error not yet rethrown
