@@ -387,3 +387,41 @@ TEST_CASE("tasks spawned from a thread outside the Workers run on that thread") 
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("run_blocking under Workers returns on the task's own thread and parks only that task") {
+  fu::Workers workers(2);
+  fu::Group g;
+  std::atomic<int> same_thread{0}, sum{0};
+  for (int i = 0; i < 40; ++i)
+    g.spawn([&, i] {
+      const auto before = std::this_thread::get_id();
+      int r = fu::run_blocking([i] {
+        std::this_thread::sleep_for(1ms);  // blocks a pool thread, not the task's
+        return i;
+      });
+      sum += r;
+      if (std::this_thread::get_id() == before) ++same_thread;
+    });
+  g.join();
+  CHECK(sum == 40 * 39 / 2);
+  CHECK(same_thread == 40);
+}
+
+TEST_CASE("deadline scopes and fail_fast work under Workers") {
+  fu::Workers workers(2);
+  fu::Group g(fu::fail_fast);
+  std::atomic<int> expired{0};
+  fu::Semaphore all_expired(0);
+  for (int i = 0; i < 20; ++i)
+    g.spawn([&] {
+      if (!fu::move_on_after(5ms, [] { fu::this_task::sleep_for(1h); })) ++expired;
+      all_expired.release();
+      fu::this_task::sleep_for(1h);  // stopped by the failure below
+    });
+  g.spawn([&] {
+    for (int i = 0; i < 20; ++i) all_expired.acquire();
+    throw std::runtime_error("stop them");
+  });
+  CHECK_THROWS_AS(g.join(), std::runtime_error);
+  CHECK(expired == 20);
+}
