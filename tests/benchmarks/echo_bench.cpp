@@ -119,6 +119,7 @@ int fiberutils_server() {
 
 // ---- server 2: Asio C++20 coroutines -------------------------------------------------------
 
+// [coro_session]
 net::awaitable<void> coro_session(tcp::socket s) {
   char buf[kBuffer];
   try {
@@ -129,6 +130,7 @@ net::awaitable<void> coro_session(tcp::socket s) {
   } catch (const std::exception&) {
   }
 }
+// [coro_session]
 
 net::awaitable<void> coro_listener(tcp::acceptor& acceptor) {
   for (;;) {
