@@ -369,12 +369,29 @@ struct IoOperation {
   std::optional<Values> values;
   typename Result::error_type error{};
 
+  bool abandoned = false;  // the handler was destroyed without being called
+
+  // Move-only, and only the last moved-to handler refers to the operation: a handler that Asio
+  // destroys without calling it (its io_context destroyed or shut down with the operation
+  // pending) wakes the fiber with an error instead of leaving it suspended for ever.
   struct Handler {
     IoOperation* op;
+    explicit Handler(IoOperation* o) noexcept : op(o) {}
+    Handler(Handler&& h) noexcept : op(std::exchange(h.op, nullptr)) {}
+    Handler(const Handler&) = delete;
+    Handler& operator=(const Handler&) = delete;
+    Handler& operator=(Handler&&) = delete;
+    ~Handler() {
+      if (IoOperation* o = std::exchange(op, nullptr)) {
+        o->abandoned = true;
+        o->wait.complete();
+      }
+    }
     template <class... A>
     void operator()(A&&... a) {
-      op->store(std::forward<A>(a)...);
-      op->wait.complete();
+      IoOperation* o = std::exchange(op, nullptr);  // after complete() o may be gone
+      o->store(std::forward<A>(a)...);
+      o->wait.complete();
     }
   };
 
@@ -399,7 +416,7 @@ struct IoOperation {
     if (stop.stop_requested()) throw_cancelled();
     IoOperation op;
     const IoCancel cancel = find_io_object(init, args...);
-    std::forward<Init>(init)(Handler{&op}, std::forward<InitArgs>(args)...);
+    std::forward<Init>(init)(Handler(&op), std::forward<InitArgs>(args)...);
     if (!op.wait.wait(stop)) {
       // The handler will write into this frame (and maybe into the caller's buffers): end the
       // operation and wait for its handler before unwinding.
@@ -407,6 +424,11 @@ struct IoOperation {
       (void)op.wait.wait(std::stop_token{});
       throw_cancelled();
     }
+    if (op.abandoned)
+      throw boost::system::system_error(
+          boost::asio::error::operation_aborted,
+          "fiberutils: the operation's handler was destroyed without being called (its "
+          "io_context was destroyed or shut down while it was pending)");
     if constexpr (Result::has_error) {
       if constexpr (std::is_same_v<typename Result::error_type, std::exception_ptr>) {
         if (op.error) std::rethrow_exception(op.error);

@@ -316,6 +316,21 @@ TEST_CASE("a cancel from another thread reaches a task waiting in accept") {
   CHECK(cancelled == 1);
 }
 
+TEST_CASE("an operation whose io_context is destroyed while it is pending throws instead of hanging") {
+  net::io_context io;
+  fu::IoScheduler sched(io);
+  auto other = std::make_unique<net::io_context>();  // nobody runs it
+  fu::Group g;
+  std::atomic<int> waiting{0};
+  g.spawn([&] {
+    ++waiting;
+    net::post(*other, fu::use_fiber);  // its handler can only be destroyed, never called
+  });
+  while (waiting == 0) fu::this_task::yield();
+  other.reset();
+  CHECK_THROWS_AS(g.join(), boost::system::system_error);
+}
+
 TEST_CASE("a stop requested before the call throws cancelled without starting the operation") {
   net::io_context io;
   fu::IoScheduler sched(io);

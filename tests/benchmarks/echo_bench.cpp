@@ -289,7 +289,9 @@ struct Conn {
 Result measure(const char* self, const std::string& kind, int conns, double seconds) {
   Result res;
   Server srv = start_server(self, kind);
-  // Idle: a second with the server listening and nothing else.
+  // Idle: a second with the server listening and nothing else, after 0.2 s in which it starts
+  // its tasks (counted otherwise: the servers print "ready" before they start accepting).
+  usleep(200'000);
   const long long idle0 = cpu_ns(srv.pid);
   usleep(1'000'000);
   res.idle_ms_per_s = double(cpu_ns(srv.pid) - idle0) / 1e6;
