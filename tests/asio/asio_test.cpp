@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -662,6 +663,25 @@ TEST_CASE("a busy fiber that yields lets completions through") {
   g.join();
   CHECK(timer_done);
   CHECK(spins > 0);
+}
+
+TEST_CASE("a handler that keeps posting itself does not hold back a ready fiber") {
+  net::io_context io;
+  fu::IoScheduler sched(io);
+  std::atomic<bool> stop{false};
+  long handlers = 0;
+  std::function<void()> again = [&] {
+    ++handlers;
+    if (!stop) net::post(io, again);
+  };
+  net::post(io, again);
+  // Each yield lets at most a bounded batch of handlers run: with an unbounded io.poll() the
+  // first yield would never return.
+  for (int i = 0; i < 100; ++i) fu::this_task::yield();
+  stop = true;
+  const long seen = handlers;
+  for (int i = 0; i < 3; ++i) fu::this_task::yield();  // the last one runs, posts nothing
+  CHECK(seen > 0);
 }
 
 TEST_SUITE_END();
