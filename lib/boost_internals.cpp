@@ -3,7 +3,9 @@
 
 #include <atomic>
 
+#include <boost/fiber/algo/algorithm.hpp>
 #include <boost/fiber/context.hpp>
+#include <boost/fiber/scheduler.hpp>
 
 namespace fiberutils::detail::boost_internals {
 
@@ -53,6 +55,30 @@ bool is_main_fiber() noexcept {
 
 void* runner_slot() noexcept {
   return boost::fibers::context::active()->get_fss_data(&kRunnerKey);
+}
+
+namespace {
+using AlgoPtr = boost::intrusive_ptr<boost::fibers::algo::algorithm>;
+struct AlgoMember {
+  using type = AlgoPtr boost::fibers::scheduler::*;
+  friend type algo_member(AlgoMember);
+};
+template <class Tag, typename Tag::type M>
+struct MemberOf {
+  friend typename Tag::type algo_member(Tag) { return M; }
+};
+template struct MemberOf<AlgoMember, &boost::fibers::scheduler::algo_>;
+}  // namespace
+
+AlgoPtr swap_algorithm(AlgoPtr next) noexcept {
+  boost::fibers::scheduler* s = boost::fibers::context::active()->get_scheduler();
+  AlgoPtr previous = s->*algo_member(AlgoMember{});
+  s->set_algo(std::move(next));
+  return previous;
+}
+
+bool on_dispatcher() noexcept {
+  return boost::fibers::context::active()->is_context(boost::fibers::type::dispatcher_context);
 }
 
 }  // namespace fiberutils::detail::boost_internals

@@ -13,8 +13,13 @@
 #include <chrono>
 #include <cstdint>
 
+#include <boost/intrusive_ptr.hpp>
+
 namespace boost::fibers {
 class context;
+namespace algo {
+class algorithm;
+}
 }
 
 namespace fiberutils::detail::boost_internals {
@@ -56,5 +61,19 @@ void* runner_slot() noexcept;
 
 // Whether the running fiber is its thread's main fiber (context::is_context(main_context)).
 bool is_main_fiber() noexcept;
+// Replaces the calling thread's scheduling algorithm by `next` and returns the one it had, so
+// that it can be put back (fu::IoScheduler). Boost's scheduler::set_algo is public and moves the
+// ready fibers to the new algorithm, but the scheduler keeps its algorithm in a private member
+// (scheduler::algo_) with no getter, and use_scheduling_algorithm<> only ever makes a new one.
+// The member is read through a pointer to member formed in an explicit instantiation, where C++
+// does not check access. If a Boost release renamed or retyped algo_, this stops compiling;
+// io_scheduler_test's restore case checks the behaviour.
+boost::intrusive_ptr<boost::fibers::algo::algorithm> swap_algorithm(
+    boost::intrusive_ptr<boost::fibers::algo::algorithm> next) noexcept;
+
+// True when the calling fiber is its thread's dispatcher (the fiber that runs the scheduling
+// loop and, under fu::IoScheduler, Asio's handlers). context::is_context is public but
+// undocumented.
+bool on_dispatcher() noexcept;
 
 }  // namespace fiberutils::detail::boost_internals

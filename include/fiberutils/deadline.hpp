@@ -9,7 +9,7 @@
 //
 // They run f() on the calling fiber (in a task or in plain code). When the deadline passes, every
 // cancellation point inside f (the library's waits: sleep, yield, join, Semaphore, Pool::
-// wait_available, stream iteration and put, run_blocking) throws fu::cancelled, waking a wait in
+// wait_available, stream iteration and put, run_blocking, fu::use_fiber IO) throws fu::cancelled, waking a wait in
 // progress; the scope catches it and returns std::nullopt (false for a void f) or throws
 // fu::timed_out. Inside f, this_task::stop_requested() and this_task::stop_token() (obtained
 // inside f) report the deadline too, so a CPU loop that polls them stops; a token obtained before
