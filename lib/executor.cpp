@@ -42,6 +42,7 @@
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
+#include "live_tasks_state.hpp"
 #include "stack_pool.hpp"
 
 namespace fiberutils::detail {
@@ -78,10 +79,9 @@ struct Lane {
   std::size_t busy = 0;     // runners inside a task (running or suspended)
 };
 
-// What a runner fiber knows about itself; found through the fiber's runner slot.
-struct Runner {
-  TaskBase* current = nullptr;
-};
+// What a runner fiber knows about itself, found through the fiber's runner slot: its record for
+// fu::live_tasks() (live_tasks_state.hpp).
+using Runner = RunnerRecord;
 
 // Locks a Host's mutex when it has one (SharedRunners); a no-op for ThreadRunners.
 class MaybeLock {
@@ -230,7 +230,7 @@ class Host {
 void Host::run_task(Runner& self, TaskBase* t) noexcept {
   TaskGroup* group = t->group_;
   const bool held_slot = t->holds_slot();
-  self.current = t;
+  self.task_started(t);
   try {
     if (group->runs_body()) t->run();
   } catch (const cancelled&) {
@@ -245,12 +245,14 @@ void Host::run_task(Runner& self, TaskBase* t) noexcept {
   } catch (...) {
     group->record_error(std::current_exception());
   }
-  self.current = nullptr;
+  self.task_ended();
   group->task_finished(held_slot);
 }
 
 void Host::run_lane(Lane* lane) {
   Runner self;
+  ThreadRecord& thread = ThreadRecord::here();
+  thread.add(self);
   bi::set_runner_slot(&self);
   Host& h = *lane->host;
   MaybeLock lk(h.lock_);
@@ -298,6 +300,7 @@ void Host::run_lane(Lane* lane) {
     h.task_done(*lane);
   }
   bi::set_runner_slot(nullptr);
+  thread.remove(self);
   h.runner_exited();
 }
 
@@ -307,8 +310,10 @@ class ThreadRunners final : public Executor, public Host {
  public:
   ThreadRunners() : Host(nullptr) {
     // Boost.Fiber's own thread-locals must be constructed before ours so that they are
-    // destroyed after ours: ~ThreadRunners still suspends and schedules fibers.
+    // destroyed after ours: ~ThreadRunners still suspends and schedules fibers. The thread's
+    // ThreadRecord likewise, so that it outlives every runner.
     (void)bi::active();
+    (void)ThreadRecord::here();
   }
 
   // Thread exit: runs whatever is still queued on this thread, then lets every runner end.

@@ -5,12 +5,13 @@
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
+#include "live_tasks_state.hpp"
 
 namespace fiberutils::detail {
 
 namespace bi = boost_internals;
 
-Park::Park() noexcept : fiber_(bi::active()) { bi::arm(fiber_, marker()); }
+Park::Park(WaitKind kind) noexcept : fiber_(bi::active()), kind_(kind) { bi::arm(fiber_, marker()); }
 
 Park::~Park() { (void)bi::disarm(fiber_); }
 
@@ -33,6 +34,7 @@ struct Park::OnStop {
 };
 
 ParkStatus Park::wait(const std::stop_token& stop, std::optional<Clock::time_point> deadline) noexcept {
+  const WaitNote note(kind_);  // what live_tasks() shows meanwhile
   std::optional<std::stop_callback<OnStop>> on_stop;
   if (stop.stop_possible()) on_stop.emplace(stop, OnStop{this});
   if (woke_itself_) return ParkStatus::stopped;

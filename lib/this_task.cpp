@@ -21,7 +21,7 @@ bool stop_requested() noexcept {
 void sleep_until(std::chrono::steady_clock::time_point tp) {
   const std::stop_token stop = detail::current_stop_token();
   if (stop.stop_requested()) throw cancelled{};
-  detail::Park p;
+  detail::Park p(detail::WaitKind::sleep);
   if (p.wait(stop, tp) == detail::ParkStatus::stopped) throw cancelled{};
 }
 

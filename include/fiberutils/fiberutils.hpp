@@ -11,6 +11,7 @@
 #include <fiberutils/cancelled.hpp>
 #include <fiberutils/fail_fast.hpp>
 #include <fiberutils/group.hpp>
+#include <fiberutils/live_tasks.hpp>
 #include <fiberutils/ordered_yielder.hpp>
 #include <fiberutils/pool.hpp>
 #include <fiberutils/run_blocking.hpp>
