@@ -26,18 +26,22 @@ int lines_with(const std::string& text, const std::string& what) {
 }
 
 int main() {
-  fu::dump_tasks_on_signal(SIGUSR1);
+  // [signal]
+  fu::dump_tasks_on_signal(SIGUSR1);  // `kill -USR1 <pid>` prints the dump to stderr
+  // [signal]
 
   fu::Semaphore accounts(1), ledger(1);
   fu::Group g;
   // Each task takes its first lock, lets the other one run (so that it takes its own), then asks
   // for the second: neither can ever get it.
+  // [deadlock]
   g.spawn([&] {
     fu::this_task::set_name("transfer: accounts then ledger");
     accounts.acquire();
     fu::this_task::yield();
     ledger.acquire();
   });
+  // [deadlock]
   g.spawn([&] {
     fu::this_task::set_name("audit: ledger then accounts");
     ledger.acquire();
@@ -49,9 +53,11 @@ int main() {
     std::puts("no deadlock?");
     return 1;
   }
+  // [dump]
   std::ostringstream dump;
-  fu::dump_tasks(dump);
+  fu::dump_tasks(dump);  // or fu::dump_tasks(std::cerr)
   std::cerr << dump.str();
+  // [dump]
 
   const std::string text = dump.str();
   const bool both = lines_with(text, "suspended in semaphore") == 2 &&
