@@ -57,7 +57,7 @@ ThreadRecord& ThreadRecord::here() {
   return record;
 }
 
-ThreadRecord::ThreadRecord() : id(std::this_thread::get_id()) {
+ThreadRecord::ThreadRecord() : id(std::this_thread::get_id()), tick(coarse_now_ns()) {
   std::lock_guard<std::mutex> lk(threads_mutex);
   next = threads_head;
   if (threads_head) threads_head->prev = this;
@@ -72,6 +72,7 @@ ThreadRecord::~ThreadRecord() {
 
 void ThreadRecord::add(RunnerRecord& r) noexcept {
   r.thread = this;
+  tick.store(coarse_now_ns(), std::memory_order_relaxed);  // a fiber's creation costs far more
   std::lock_guard<std::mutex> lk(m);
   r.next = runners;
   if (runners) runners->prev = &r;

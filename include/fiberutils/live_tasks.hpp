@@ -15,9 +15,12 @@
 // Tasks of every thread are reported, fu::Workers' threads included. Fibers that fiberutils did
 // not start (main(), a raw boost::fibers::fiber) are not tasks and are not reported.
 //
-// Cost when nobody asks: no lock and no allocation per task. A runner fiber (reused for many
-// tasks) is registered once; a task's start and end and each park store a few words into its
-// runner's record and read CLOCK_MONOTONIC_COARSE. The spawn site is not captured: spawn(f,
+// Cost when nobody asks: no lock, no allocation and no clock read per task. A runner fiber
+// (reused for many tasks) is registered once; a task's start and end and each park store a few
+// words into its runner's record, and each park reads CLOCK_MONOTONIC_COARSE (a park costs a
+// fiber switch already). A task's start is stamped with its thread's last park time instead of
+// a clock read, so a running task's `in_state_for` may include the run time of tasks that ran
+// before it on its thread without ever parking. The spawn site is not captured: spawn(f,
 // args...) is variadic, so a defaulted std::source_location parameter cannot follow, and every
 // spawn would pay for it; `spawned_at` is always "". A dump locks, one at a time, each thread's
 // runner list and each group's mutex for a moment (the threads it runs on never wait for longer).
@@ -55,7 +58,8 @@ struct TaskInfo {
   TaskState state;               // see the top of this header
   std::string waiting_in;        // when suspended: "join", "sleep", "semaphore", "stream", "put",
                                  // "run_blocking", "io", or "other" (a raw park); else ""
-  std::chrono::steady_clock::duration in_state_for;  // to a coarse tick (1-4 ms); queued: zero
+  std::chrono::steady_clock::duration in_state_for;  // to a coarse tick (1-4 ms); queued: zero;
+                                                     // running: see "Cost" above
   std::string name;              // this_task::set_name(), or ""
   std::string spawned_at;        // always "": not captured (see the top of this header)
 };

@@ -58,6 +58,12 @@ TEST_CASE("with no group alive there are no live tasks") {
 TEST_CASE("a dump shows each task of a scene in its state, wait kind, group and group kind") {
   fu::Semaphore never(0);
   std::binary_semaphore blocker_gate(0);
+  // Lets the blocking call end however the test case ends (a failed REQUIRE included), so that
+  // the run_blocking pool can stop at exit.
+  struct Release {
+    std::binary_semaphore& gate;
+    ~Release() { gate.release(); }
+  } release_blocker{blocker_gate};
   int parked = 0;
   std::vector<fu::TaskInfo> seen;
   std::string text;
@@ -176,7 +182,6 @@ TEST_CASE("a dump shows each task of a scene in its state, wait kind, group and 
   CHECK(text.find("\"observer\"\n") != std::string::npos);
   CHECK(text.find("  queued on thread ") != std::string::npos);
 
-  blocker_gate.release();
   g.cancel();
   pool.cancel();
   stream.cancel();
