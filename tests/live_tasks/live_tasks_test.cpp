@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fiberutils/fiberutils.hpp>
@@ -57,12 +58,18 @@ TEST_CASE("with no group alive there are no live tasks") {
 
 TEST_CASE("a dump shows each task of a scene in its state, wait kind, group and group kind") {
   fu::Semaphore never(0);
+  fu::Semaphore blocker_returned(0);
   std::binary_semaphore blocker_gate(0);
   // Lets the blocking call end however the test case ends (a failed REQUIRE included), so that
-  // the run_blocking pool can stop at exit.
+  // the run_blocking pool can stop at exit; the normal path releases it before the cancel, so
+  // that the call has returned (and let go of blocker_gate) when g.join() returns.
   struct Release {
     std::binary_semaphore& gate;
-    ~Release() { gate.release(); }
+    bool done = false;
+    void now() {
+      if (!std::exchange(done, true)) gate.release();
+    }
+    ~Release() { now(); }
   } release_blocker{blocker_gate};
   int parked = 0;
   std::vector<fu::TaskInfo> seen;
@@ -108,6 +115,7 @@ TEST_CASE("a dump shows each task of a scene in its state, wait kind, group and 
     fu::this_task::set_name("blocker");
     ++parked;
     fu::run_blocking([&] { blocker_gate.acquire(); });
+    blocker_returned.release();
   });
   pool.spawn([&] {
     fu::this_task::set_name("pool holder");
@@ -182,6 +190,10 @@ TEST_CASE("a dump shows each task of a scene in its state, wait kind, group and 
   CHECK(text.find("\"observer\"\n") != std::string::npos);
   CHECK(text.find("  queued on thread ") != std::string::npos);
 
+  // The blocking call must return before the cancel: a cancelled run_blocking lets its task go
+  // while the call still runs, and it uses blocker_gate, on this stack.
+  release_blocker.now();
+  blocker_returned.acquire();
   g.cancel();
   pool.cancel();
   stream.cancel();
