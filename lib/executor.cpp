@@ -43,6 +43,7 @@
 
 #include "boost_internals.hpp"
 #include "fiber_state.hpp"
+#include "live_tasks_state.hpp"
 #include "stack_pool.hpp"
 
 namespace fiberutils::detail {
@@ -79,8 +80,9 @@ struct Lane {
   std::size_t busy = 0;     // runners inside a task (running or suspended)
 };
 
-// What a runner fiber knows about itself; found through the fiber's runner slot.
-struct Runner : FiberState {};
+// What a runner fiber knows about itself, found through the fiber's runner slot: its record for
+// fu::live_tasks() (live_tasks_state.hpp).
+using Runner = RunnerRecord;
 
 // Locks a Host's mutex when it has one (SharedRunners); a no-op for ThreadRunners.
 class MaybeLock {
@@ -229,7 +231,7 @@ class Host {
 void Host::run_task(Runner& self, TaskBase* t) noexcept {
   TaskGroup* group = t->group_;
   const bool held_slot = t->holds_slot();
-  self.current = t;
+  self.task_started(t);
   try {
     if (group->runs_body()) t->run();
   } catch (const cancelled&) {
@@ -244,12 +246,14 @@ void Host::run_task(Runner& self, TaskBase* t) noexcept {
   } catch (...) {
     group->record_error(std::current_exception());
   }
-  self.current = nullptr;
+  self.task_ended();
   group->task_finished(held_slot);
 }
 
 void Host::run_lane(Lane* lane) {
   Runner self;
+  ThreadRecord& thread = ThreadRecord::here();
+  thread.add(self);
   set_fiber_state(&self);
   Host& h = *lane->host;
   MaybeLock lk(h.lock_);
@@ -297,6 +301,7 @@ void Host::run_lane(Lane* lane) {
     h.task_done(*lane);
   }
   set_fiber_state(nullptr);
+  thread.remove(self);
   h.runner_exited();
 }
 
@@ -306,8 +311,10 @@ class ThreadRunners final : public Executor, public Host {
  public:
   ThreadRunners() : Host(nullptr) {
     // Boost.Fiber's own thread-locals must be constructed before ours so that they are
-    // destroyed after ours: ~ThreadRunners still suspends and schedules fibers.
+    // destroyed after ours: ~ThreadRunners still suspends and schedules fibers. The thread's
+    // ThreadRecord likewise, so that it outlives every runner.
     (void)bi::active();
+    (void)ThreadRecord::here();
   }
 
   // Thread exit: runs whatever is still queued on this thread, then lets every runner end.

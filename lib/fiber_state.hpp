@@ -14,7 +14,12 @@ class DeadlineScope;
 struct FiberState {
   TaskBase* current = nullptr;
   DeadlineScope* scope = nullptr;
+  bool is_runner = false;  // this is a RunnerRecord (live_tasks_state.hpp)
 };
+
+struct RunnerRecord;
+// The calling fiber's runner record, or nullptr when it is not a runner.
+RunnerRecord* runner_record() noexcept;
 
 // The calling fiber's state, or nullptr for a fiber that is neither a runner, nor a thread's
 // main fiber, nor inside a deadline scope. Never suspends.

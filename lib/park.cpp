@@ -8,12 +8,13 @@
 
 #include "boost_internals.hpp"
 #include "fiber_state.hpp"
+#include "live_tasks_state.hpp"
 
 namespace fiberutils::detail {
 
 namespace bi = boost_internals;
 
-Park::Park() noexcept : fiber_(bi::active()) { bi::arm(fiber_, marker()); }
+Park::Park(WaitKind kind) noexcept : fiber_(bi::active()), kind_(kind) { bi::arm(fiber_, marker()); }
 
 Park::~Park() { (void)bi::disarm(fiber_); }
 
@@ -36,6 +37,7 @@ struct Park::OnStop {
 };
 
 ParkStatus Park::wait(const StopCondition& stop, std::optional<Clock::time_point> deadline) noexcept {
+  const WaitNote note(kind_);  // what live_tasks() shows meanwhile
   std::optional<std::stop_callback<OnStop>> on_stop;
   if (stop.token().stop_possible()) on_stop.emplace(stop.token(), OnStop{this});
   if (woke_itself_) return ParkStatus::stopped;
@@ -130,6 +132,11 @@ void count_stop_source(int delta) noexcept { stop_sources.fetch_add(delta, std::
 // Relaxed: a stop requested on another thread is seen here no later than anything that thread
 // published after it (its later releases synchronise with our acquires).
 bool stops_possible() noexcept { return stop_sources.load(std::memory_order_relaxed) != 0; }
+
+RunnerRecord* runner_record() noexcept {
+  FiberState* s = fiber_state();
+  return s && s->is_runner ? static_cast<RunnerRecord*>(s) : nullptr;
+}
 
 void set_fiber_state(FiberState* s) noexcept {
   bi::set_runner_slot(s);

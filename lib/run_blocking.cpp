@@ -228,7 +228,8 @@ void run_on_blocking_pool(const std::shared_ptr<BlockingCall>& call) {
   std::unique_lock<std::mutex> lk(call->m_);
   try {
     park_until(lk, call->waiter_, stop, std::nullopt,
-               [&] { return call->state_.load(std::memory_order_acquire) == BlockingCall::done; });
+               [&] { return call->state_.load(std::memory_order_acquire) == BlockingCall::done; },
+               WaitKind::run_blocking);
   } catch (const cancelled&) {
     // Not started yet: withdraw it, so it never runs. Started: it finishes unobserved.
     int expected = BlockingCall::queued;

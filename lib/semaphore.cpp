@@ -54,7 +54,7 @@ bool Semaphore::wait_and_acquire(std::optional<std::chrono::steady_clock::time_p
   try {
     while (detail::park_until(lk, parked_, stop, deadline, [this] {
       return count_.load(std::memory_order_seq_cst) > 0;
-    })) {
+    }, detail::WaitKind::semaphore)) {
       if ((took = try_acquire())) break;  // else another fiber took it first: wait again
     }
   } catch (...) {

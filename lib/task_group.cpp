@@ -38,7 +38,8 @@ TaskGroup::~TaskGroup() {
   // that they start, meet their stop and end (cancel() itself may come from a thread that runs
   // no fibers). For Group and Pool this admits nothing that a free slot would not.
   admit_pending_locked();
-  (void)park_until(lk, joiners_, StopCondition{}, std::nullopt, [this] { return count_ == 0; });
+  (void)park_until(lk, joiners_, StopCondition{}, std::nullopt, [this] { return count_ == 0; },
+                   WaitKind::join);
   std::exception_ptr e = take_error_locked();
   const std::size_t dropped = dropped_;
   if (std::exchange(stop_counted_, false)) count_stop_source(-1);
@@ -139,7 +140,7 @@ bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
         "fiberutils: join() called from one of the group's own tasks (it could never return)");
   const StopCondition stop = current_stop();
   std::unique_lock<std::mutex> lk(m_);
-  if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; })) return false;
+  if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; }, WaitKind::join)) return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.
   if (stop_.stop_requested()) stop_ = std::stop_source{};
   if (std::exchange(stop_counted_, false)) count_stop_source(-1);

@@ -39,7 +39,7 @@ bool stop_requested() noexcept {
 void sleep_until(std::chrono::steady_clock::time_point tp) {
   const detail::StopCondition stop = detail::current_stop();
   if (stop.stop_requested()) throw cancelled{};
-  detail::Park p;
+  detail::Park p(detail::WaitKind::sleep);
   if (p.wait(stop, tp) == detail::ParkStatus::stopped) throw cancelled{};
 }
 

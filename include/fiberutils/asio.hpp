@@ -155,7 +155,7 @@ class IoWait {
     std::unique_lock<std::mutex> lk(mu_);
     while (!done_) {
       if (stop.stop_requested()) return false;
-      Park p;
+      Park p(WaitKind::io);  // live_tasks() shows "io"
       waiters_.push_back(p);
       lk.unlock();
       (void)p.wait(stop, std::nullopt);

@@ -12,6 +12,7 @@
 #include <fiberutils/deadline.hpp>
 #include <fiberutils/fail_fast.hpp>
 #include <fiberutils/group.hpp>
+#include <fiberutils/live_tasks.hpp>
 #include <fiberutils/ordered_yielder.hpp>
 #include <fiberutils/pool.hpp>
 #include <fiberutils/run_blocking.hpp>

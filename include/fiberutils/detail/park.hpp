@@ -66,10 +66,15 @@ class StopCondition {
 // The calling fiber's stop condition: its task's token (none outside tasks) and its scopes.
 StopCondition current_stop() noexcept;
 
+// What a park waits for, as fu::live_tasks() reports it (TaskInfo::waiting_in): every library
+// wait passes its own; `other` is a wait that did not say.
+enum class WaitKind : std::uint8_t { other, join, sleep, semaphore, stream, put, run_blocking, io };
+
 class Park {
  public:
-  // Binds the Park to the calling fiber and arms it: wake() works from now on.
-  Park() noexcept;
+  // Binds the Park to the calling fiber and arms it: wake() works from now on. `kind` is what
+  // live_tasks() shows while the calling task waits in wait().
+  explicit Park(WaitKind kind = WaitKind::other) noexcept;
   Park(const Park&) = delete;
   Park& operator=(const Park&) = delete;
   ~Park();
@@ -94,6 +99,7 @@ class Park {
   std::intptr_t marker() const noexcept { return reinterpret_cast<std::intptr_t>(this); }
 
   boost::fibers::context* fiber_;
+  WaitKind kind_;
   bool woke_itself_ = false;  // a stop callback that ran inline in wait(), on the waiter itself
 };
 
@@ -118,22 +124,23 @@ class ParkQueue {
 // park_until(lk, q, stop, deadline, pred) waits with `lk` held on entry and on return until
 // pred() holds (true) or the deadline passes (false). Throws fu::cancelled, `lk` held, when `stop`
 // is requested before or during the wait: pass current_stop() for a cancellation point, or an
-// empty StopCondition{} for a wait that cannot be cancelled. Wakers call q.wake_one()/wake_all() under
-// the same lock after changing what pred() reads.
+// empty StopCondition{} for a wait that cannot be cancelled. Wakers call q.wake_one()/wake_all()
+// under the same lock after changing what pred() reads. `kind`: see Park.
 template <class Pred>
 bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondition& stop,
-                std::optional<Clock::time_point> deadline, Pred pred);
+                std::optional<Clock::time_point> deadline, Pred pred,
+                WaitKind kind = WaitKind::other);
 
 [[noreturn]] void throw_cancelled();
 
 template <class Pred>
 bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondition& stop,
-                std::optional<Clock::time_point> deadline, Pred pred) {
+                std::optional<Clock::time_point> deadline, Pred pred, WaitKind kind) {
   for (;;) {
     if (stop.stop_requested()) throw_cancelled();
     if (pred()) return true;
     if (deadline && Clock::now() >= *deadline) return false;
-    Park p;
+    Park p(kind);
     q.push_back(p);
     lk.unlock();
     (void)p.wait(stop, deadline);

@@ -199,7 +199,7 @@ class StreamCore : private StreamGate {
       if (tasks_.count_locked() == 0) break;
       tasks_.admit_pending_locked();  // everything was consumed: there is room
       if (consumer_park_) throw_second_consumer();
-      Park p;
+      Park p(WaitKind::stream);
       consumer_park_ = &p;
       consumer_parked_.store(true, std::memory_order_seq_cst);
       // The last look, after announcing the park: a push that this misses sees the flag.
@@ -356,7 +356,9 @@ class BasicStream : public StreamCore<T> {
     std::size_t n;  // 0: none
   };
   BasicStream(Limit limit, StackSize stack, bool fail_fast = false)
-      : Core(tasks_), tasks_(stack, limit.n, this->gate(), fail_fast) {}
+      : Core(tasks_), tasks_(stack, limit.n, this->gate(), fail_fast) {
+    tasks_.set_kind(kInSpawnOrder ? "OrderedYielder" : "Yielder");  // for fu::live_tasks()
+  }
 
   // Delivers a task's result: at once, or into its place in the order.
   struct Sink {

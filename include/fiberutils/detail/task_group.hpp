@@ -16,12 +16,14 @@
 // run user code, so it is safe from any thread and any fiber. Streams guard their buffer with it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <thread>
 #include <utility>
 
 #include <fiberutils/detail/park.hpp>
@@ -43,6 +45,24 @@ class StreamGate {
   virtual void on_idle_locked() noexcept = 0;    // the last task finished
  protected:
   ~StreamGate() = default;
+};
+
+// A group's entry in the registry of live groups that fu::live_tasks() reads (lib/live_tasks.cpp):
+// registered for the group's whole life, so that a dump can count its queued tasks under the
+// group's mutex. Registration takes one global mutex, once per group, never per task.
+class TaskGroup;
+class LiveGroupEntry {
+ public:
+  explicit LiveGroupEntry(const TaskGroup* g) noexcept;
+  ~LiveGroupEntry();
+  LiveGroupEntry(const LiveGroupEntry&) = delete;
+  LiveGroupEntry& operator=(const LiveGroupEntry&) = delete;
+
+  const TaskGroup* const group;
+  const std::thread::id owner;                  // the thread that made it
+  std::atomic<const char*> kind{nullptr};       // nullptr: "Group" or "Pool", from the limit
+  LiveGroupEntry* prev_ = nullptr;              // registry's mutex
+  LiveGroupEntry* next_ = nullptr;
 };
 
 class TaskGroup {
@@ -98,6 +118,9 @@ class TaskGroup {
   bool failed_locked() const noexcept { return failed_; }  // a fail-fast group stopped on an error
   void admit_pending_locked() noexcept;
 
+  // What live_tasks() calls the group ("Yielder", ...); a string literal. Never suspends.
+  void set_kind(const char* kind) noexcept { live_.kind.store(kind, std::memory_order_relaxed); }
+
  private:
   void submit(TaskBase* task);
   bool try_admit_locked() noexcept;
@@ -117,6 +140,7 @@ class TaskGroup {
   std::exception_ptr error_;     // first error not yet rethrown
   std::stop_source stop_;        // shared by the tasks of this "generation" (until join returns)
   TaskQueue pending_;            // spawned, not admitted yet
+  LiveGroupEntry live_{this};    // last: leaves the registry before anything else goes
 };
 
 template <class Sink, class F, class... Args>
