@@ -44,7 +44,9 @@ class StreamGate {
   virtual void on_cancel_locked() noexcept = 0;  // cancel() was called
   virtual void on_idle_locked() noexcept = 0;    // the last task finished
  protected:
-  ~StreamGate() = default;
+  // Virtual: streams derive from it and may be deleted through a pointer to their own type
+  // (std::unique_ptr<Yielder<T>>), which clang rightly flags for a class with virtual functions.
+  virtual ~StreamGate() = default;
 };
 
 // A group's entry in the registry of live groups that fu::live_tasks() reads (lib/live_tasks.cpp):
