@@ -38,14 +38,18 @@ struct ThreadSet {
   }
 };
 
-// Spins (blocking its thread, on purpose) until `arrived` reaches `n` or 10 s pass; returns
+// Spins (blocking its thread, on purpose) until `arrived` reaches `n` or 60 s pass; returns
 // whether everybody arrived. A task that spins keeps every other task off its thread, so n
 // tasks can only all arrive when they run on n different threads at once.
 bool spin_until_all_arrived(std::atomic<int>& arrived, int n) {
   ++arrived;
-  const auto give_up = Clock::now() + 10s;
-  while (arrived.load() < n)
+  const auto give_up = Clock::now() + 60s;
+  while (arrived.load() < n) {
     if (Clock::now() > give_up) return false;
+    // Still blocks this thread's fibers; only lets the OS (or valgrind, which runs one thread at
+    // a time) schedule the other threads sooner.
+    std::this_thread::yield();
+  }
   return true;
 }
 
