@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "boost_internals.hpp"
 
+#include "fast_tls.hpp"
+
 #include <atomic>
 
 #include <boost/fiber/algo/algorithm.hpp>
@@ -22,12 +24,30 @@ bool claim(Fiber* f, std::intptr_t marker) noexcept {
 
 std::intptr_t disarm(Fiber* f) noexcept { return f->twstatus.exchange(0, std::memory_order_acq_rel); }
 
-void schedule(Fiber* f) noexcept { boost::fibers::context::active()->schedule(f); }
+std::intptr_t disarm_resumed(Fiber* f) noexcept {
+  const std::intptr_t was = f->twstatus.load(std::memory_order_acquire);
+  f->twstatus.store(0, std::memory_order_relaxed);
+  return was;
+}
 
-void suspend() noexcept { boost::fibers::context::active()->suspend(); }
+namespace {
+FIBERUTILS_FAST_TLS thread_local boost::fibers::scheduler* this_thread_scheduler = nullptr;
+}  // namespace
 
-void suspend_until(std::chrono::steady_clock::time_point tp) noexcept {
-  (void)boost::fibers::context::active()->wait_until(tp);
+void schedule(Fiber* f) noexcept {
+  boost::fibers::scheduler* here = this_thread_scheduler;
+  if (!here) here = this_thread_scheduler = boost::fibers::context::active()->get_scheduler();
+  boost::fibers::scheduler* const theirs = f->get_scheduler();
+  if (theirs == here)
+    here->schedule(f);
+  else
+    theirs->schedule_from_remote(f);
+}
+
+void suspend(Fiber* self) noexcept { self->suspend(); }
+
+void suspend_until(Fiber* self, std::chrono::steady_clock::time_point tp) noexcept {
+  (void)self->wait_until(tp);
 }
 
 namespace {
@@ -49,13 +69,9 @@ void set_runner_slot(void* data) noexcept {
   boost::fibers::context::active()->set_fss_data(&kRunnerKey, no_cleanup(), data, false);
 }
 
-bool is_main_fiber() noexcept {
-  return boost::fibers::context::active()->is_context(boost::fibers::type::main_context);
-}
+bool is_main_fiber(Fiber* f) noexcept { return f->is_context(boost::fibers::type::main_context); }
 
-void* runner_slot() noexcept {
-  return boost::fibers::context::active()->get_fss_data(&kRunnerKey);
-}
+void* runner_slot(Fiber* f) noexcept { return f->get_fss_data(&kRunnerKey); }
 
 namespace {
 using AlgoPtr = boost::intrusive_ptr<boost::fibers::algo::algorithm>;

@@ -42,25 +42,37 @@ void arm(Fiber* f, std::intptr_t marker) noexcept;
 bool claim(Fiber* f, std::intptr_t marker) noexcept;
 // Ends the wait: returns what the word held (-1 claimed, -2 timed out, else the marker).
 std::intptr_t disarm(Fiber* f) noexcept;
+// disarm() for a fiber that was resumed from its wait (by a claimer's schedule or by the sleep
+// queue): nobody writes the word any more by then (a late claimer's compare-and-swap fails
+// without writing; the sleep queue dropped the fiber before it was resumed), so a plain load
+// and store do, where disarm() pays for a locked exchange.
+std::intptr_t disarm_resumed(Fiber* f) noexcept;
 
-// Makes a suspended fiber ready, from any thread (context::schedule: a fiber of another thread
-// goes through that thread's remote ready queue and wakes its scheduler). The fiber must have
-// been claimed. Calls from a thread that runs no fibers create its Boost scheduler (see active()).
+// Makes a suspended fiber ready, from any thread: what context::schedule does (a fiber of this
+// thread goes into its scheduler's ready queue; one of another thread through that thread's
+// remote ready queue, which wakes its scheduler), without asking Boost for the running fiber,
+// a call into Boost's shared library that reads a thread-local through __tls_get_addr: a
+// spawn+join made twenty such calls. The calling thread's scheduler is kept in a thread-local of
+// ours instead (made on first use: on a thread that runs no fibers, this creates its Boost
+// scheduler, see active()); it lives as long as Boost's thread-locals, which ThreadRunners and
+// IoScheduler construct before ours. Relies on scheduler::schedule and schedule_from_remote
+// (public in scheduler.hpp) and on the comparison of schedulers context::schedule makes; the
+// fiber must have been claimed and must not be the caller.
 void schedule(Fiber* f) noexcept;
-// Suspends the running fiber until scheduled (context::suspend), or also until tp
+// Suspends `self`, the running fiber, until scheduled (context::suspend), or also until tp
 // (context::wait_until: the fiber sits in the scheduler's sleep queue, see arm()).
-void suspend() noexcept;
-void suspend_until(std::chrono::steady_clock::time_point tp) noexcept;
+void suspend(Fiber* self) noexcept;
+void suspend_until(Fiber* self, std::chrono::steady_clock::time_point tp) noexcept;
 
 // Per-fiber data for fiberutils' runners: one slot of context's fiber-specific storage (what
 // boost::fibers::fiber_specific_ptr uses, here without its allocation per fiber), keyed by the
 // address of a static of ours. The value is owned by the caller and cleared before the fiber
 // ends (the slot's cleanup function does nothing).
 void set_runner_slot(void* data) noexcept;
-void* runner_slot() noexcept;
+void* runner_slot(Fiber* f) noexcept;
 
-// Whether the running fiber is its thread's main fiber (context::is_context(main_context)).
-bool is_main_fiber() noexcept;
+// Whether f is its thread's main fiber (context::is_context(main_context)).
+bool is_main_fiber(Fiber* f) noexcept;
 // Replaces the calling thread's scheduling algorithm by `next` and returns the one it had, so
 // that it can be put back (fu::IoScheduler). Boost's scheduler::set_algo is public and moves the
 // ready fibers to the new algorithm, but the scheduler keeps its algorithm in a private member

@@ -153,14 +153,9 @@ std::stop_token DeadlineScope::token() {
   return source_->get_token();
 }
 
-bool StopCondition::stop_requested() const noexcept {
-  return token_.stop_requested() || (scope_ && scope_->chain_stopped());
-}
+bool StopCondition::scope_stopped() const noexcept { return scope_->chain_stopped(); }
 
-std::optional<Clock::time_point> StopCondition::deadline() const noexcept {
-  if (!scope_) return std::nullopt;
-  return scope_->earliest();
-}
+Clock::time_point StopCondition::scope_deadline() const noexcept { return scope_->earliest(); }
 
 void throw_timed_out(std::chrono::steady_clock::duration d) {
   char text[96];

@@ -42,6 +42,7 @@
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
+#include "fast_tls.hpp"
 #include "fiber_state.hpp"
 #include "live_tasks_state.hpp"
 #include "stack_pool.hpp"
@@ -196,7 +197,7 @@ class Host {
       exit_target_ = n;
       exit_waiter_ = &p;
       lk.unlock();
-      (void)p.wait({}, std::nullopt);
+      (void)p.wait({});
       lk.lock();
       if (exit_waiter_ == &p) exit_waiter_ = nullptr;
     }
@@ -275,7 +276,7 @@ void Host::run_lane(Lane* lane) {
       lane->idle.push_back(idle);
       ++lane->idle_count;
       lk.unlock();
-      (void)idle.wait({}, std::nullopt);
+      (void)idle.wait({});
       lk.lock();
       if (idle.exit_requested) break;
       --lane->pending;
@@ -447,7 +448,7 @@ class WorkerThread final : public Host {
       Park p;
       main_park_ = &p;
       lk.unlock();
-      (void)p.wait({}, std::nullopt);
+      (void)p.wait({});
       lk.lock();
       if (main_park_ == &p) main_park_ = nullptr;
     }
@@ -555,7 +556,7 @@ void SharedRunners::wait_for_threads(std::size_t n) noexcept {
     Park p;
     s_->threads_waiter = &p;
     lk.unlock();
-    (void)p.wait({}, std::nullopt);
+    (void)p.wait({});
     lk.lock();
     if (s_->threads_waiter == &p) s_->threads_waiter = nullptr;
   }
@@ -580,7 +581,7 @@ void SharedRunners::drain_and_stop() noexcept {
     Park p;
     s_->drain_waiter = &p;
     lk.unlock();
-    (void)p.wait({}, std::nullopt);
+    (void)p.wait({});
     lk.lock();
     if (s_->drain_waiter == &p) s_->drain_waiter = nullptr;
   }
@@ -601,11 +602,15 @@ void SharedRunners::stop_now() noexcept {
 // ---- Choosing the executor ----------------------------------------------------------------
 
 namespace {
-thread_local Executor* installed_executor = nullptr;
+FIBERUTILS_FAST_TLS thread_local Executor* installed_executor = nullptr;
+// ThreadRunners::here() once it was made: its own access goes through a guard and a TLS wrapper.
+FIBERUTILS_FAST_TLS thread_local Executor* thread_runners = nullptr;
 }  // namespace
 
 Executor& current_executor() {
-  return installed_executor ? *installed_executor : ThreadRunners::here();
+  if (Executor* e = installed_executor) return *e;
+  if (Executor* e = thread_runners) return *e;
+  return *(thread_runners = &ThreadRunners::here());
 }
 
 Executor* install_executor(Executor* e) noexcept { return std::exchange(installed_executor, e); }

@@ -5,7 +5,10 @@
 // thread_local one; any other fiber gets one from the deadline scope that needs it.
 #pragma once
 
+#include <fiberutils/detail/park.hpp>
 #include <fiberutils/detail/task.hpp>
+
+#include "boost_internals.hpp"
 
 namespace fiberutils::detail {
 
@@ -18,12 +21,18 @@ struct FiberState {
 };
 
 struct RunnerRecord;
-// The calling fiber's runner record, or nullptr when it is not a runner.
+// The calling fiber's runner record, or nullptr when it is not a runner. `f`, when given, is the
+// calling fiber (boost_internals::active()), for callers that hold it already.
 RunnerRecord* runner_record() noexcept;
+RunnerRecord* runner_record(boost_internals::Fiber* f) noexcept;
 
 // The calling fiber's state, or nullptr for a fiber that is neither a runner, nor a thread's
-// main fiber, nor inside a deadline scope. Never suspends.
+// main fiber, nor inside a deadline scope. Never suspends. `f` as above.
 FiberState* fiber_state() noexcept;
+FiberState* fiber_state(boost_internals::Fiber* f) noexcept;
+
+// What stops a fiber whose state is `s` (current_stop() for the calling fiber).
+StopCondition stop_of(const FiberState* s) noexcept;
 
 // Makes `s` (nullptr: none) the calling fiber's state; a runner calls it at its start and end.
 void set_fiber_state(FiberState* s) noexcept;

@@ -106,14 +106,15 @@ void RunnerRecord::task_started(TaskBase* t) noexcept {
 }
 
 // Marks the calling task as waiting in `kind` for the note's lifetime (Park::wait). Outside a
-// runner (an idle one) it only refreshes the thread's tick; in a plain fiber it does nothing.
+// task (an idle runner) it only refreshes the thread's tick when the runner wakes; in a plain
+// fiber it does nothing.
 class WaitNote {
  public:
-  explicit WaitNote(WaitKind kind) noexcept
-      : r_(runner_record()) {
-    if (!r_) return;
+  // `r`: the waiting fiber's runner record (runner_record()), nullptr outside a runner.
+  WaitNote(RunnerRecord* r, WaitKind kind) noexcept : r_(r) {
+    // An idle runner stamps only when it wakes: no task starts on it before then.
+    if (!r_ || !r_->current) return;
     const std::int64_t now = stamp();
-    if (!r_->current) return;
     r_->since.store(now, std::memory_order_relaxed);
     r_->wait.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
   }

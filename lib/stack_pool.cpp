@@ -111,6 +111,7 @@ boost::context::stack_context StackPool::allocate() {
     if (!free_.empty()) {
       s = free_.back();  // the most recently freed: its pages are the warmest
       free_.pop_back();
+      free_count_.store(free_.size(), std::memory_order_relaxed);
       reused = true;
     }
   }
@@ -174,6 +175,7 @@ void StackPool::deallocate(boost::context::stack_context& sctx) noexcept {
   const bool guarded = unguarded_.find(base) == unguarded_.end();
   try {
     free_.push_back(Stack{base, guarded});
+    free_count_.store(free_.size(), std::memory_order_relaxed);
   } catch (...) {
     // No memory to remember it: give it back now.
     if (guarded) --stats_.guarded; else unguarded_.erase(base);
@@ -182,6 +184,8 @@ void StackPool::deallocate(boost::context::stack_context& sctx) noexcept {
 }
 
 bool StackPool::trim_excess(std::size_t max_unmaps) noexcept {
+  // A stale count only moves a trim to the next idle turn.
+  if (free_count_.load(std::memory_order_relaxed) <= kKeptStacks) return false;
   std::vector<Stack> victims;
   {
     std::lock_guard<std::mutex> g(m_);
@@ -194,6 +198,7 @@ bool StackPool::trim_excess(std::size_t max_unmaps) noexcept {
       return false;
     }
     free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(n));
+    free_count_.store(free_.size(), std::memory_order_relaxed);
     for (const Stack& s : victims) {
       if (s.guarded) --stats_.guarded; else unguarded_.erase(s.base);
     }

@@ -14,10 +14,11 @@
 //   A burst's surplus is unmapped only when a thread goes idle (trim_excess), a few at a time.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <deque>
 #include <mutex>
 #include <unordered_set>
-#include <deque>
 #include <vector>
 
 #include <boost/context/stack_context.hpp>
@@ -53,6 +54,9 @@ class StackPool {
   const std::size_t usable_;   // bytes a task can use
   mutable std::mutex m_;
   std::deque<Stack> free_;   // back: most recently freed
+  // free_.size(), written under m_ and read without it by trim_excess: a runner whose lane goes
+  // idle asks on every idle turn (each join in a loop), and nearly always there is nothing to do.
+  std::atomic<std::size_t> free_count_{0};
   // Stacks handed out without a guard page: few (only past the budget), so a set is cheap.
   std::unordered_set<void*> unguarded_;
   StackStats stats_;

@@ -158,7 +158,7 @@ class IoWait {
       Park p(WaitKind::io);  // live_tasks() shows "io"
       waiters_.push_back(p);
       lk.unlock();
-      (void)p.wait(stop, std::nullopt);
+      (void)p.wait(stop);
       lk.lock();
       waiters_.remove(p);
     }

@@ -5,8 +5,8 @@
 // A Park is made by the fiber that is about to wait, on its own stack, for one wait. That fiber
 // publishes it where its wakers will find it (a ParkQueue under the waited-for object's lock, or
 // a single atomic slot), and then calls wait(). It resumes exactly once, for the first of:
-// - wake(), from any thread, any fiber, a plain thread or an Asio handler; only the first call
-//   wakes it (it returns true), later ones return false;
+// - wake(), from any thread, any fiber but the waiter, a plain thread or an Asio handler; only
+//   the first call wakes it (it returns true), later ones return false;
 // - the stop of the StopCondition passed to wait(): its task's stop token, requested from
 //   anywhere, or the deadline of one of the fiber's deadline scopes;
 // - the deadline passed to wait().
@@ -38,6 +38,9 @@ using Clock = std::chrono::steady_clock;
 
 enum class ParkStatus { woken, timed_out, stopped };
 
+// "No deadline" for Park::wait.
+inline constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+
 class DeadlineScope;
 
 // What stops a library wait of the calling fiber: its task's stop token, and the deadlines of
@@ -52,13 +55,17 @@ class StopCondition {
 
   // True once the token is stopped or a scope expired; a scope whose deadline passed expires
   // here. Never suspends.
-  bool stop_requested() const noexcept;
+  bool stop_requested() const noexcept { return token_.stop_requested() || (scope_ && scope_stopped()); }
   bool stop_possible() const noexcept { return scope_ || token_.stop_possible(); }
-  // The earliest deadline of the scopes, when inside one.
-  std::optional<Clock::time_point> deadline() const noexcept;
+  // Whether it holds deadline scopes, and their earliest deadline (only when it does).
+  bool in_scope() const noexcept { return scope_ != nullptr; }
+  Clock::time_point scope_deadline() const noexcept;
   const std::stop_token& token() const noexcept { return token_; }
 
  private:
+  // The scope chain's part of stop_requested() (lib/deadline.cpp); only called inside a scope.
+  bool scope_stopped() const noexcept;
+
   std::stop_token token_;
   DeadlineScope* scope_ = nullptr;
 };
@@ -80,14 +87,17 @@ class Park {
   ~Park();
 
   // wake() resumes the waiting fiber if no wake-up, stop or deadline did first. Never suspends,
-  // never blocks the thread; any thread.
+  // never blocks the thread; any thread, any fiber but the one that made the Park (which, by
+  // the time anyone can find the Park, has nothing to run but wait()).
   bool wake() noexcept;
 
   // wait(stop, deadline) suspends the calling fiber (the one that made the Park) until it is
   // woken, `stop` is requested (a scope's deadline included), or the deadline passes; returns
   // which came first. Not a cancellation point by itself: callers turn `stopped` into
-  // fu::cancelled. A Park waits once.
-  ParkStatus wait(const StopCondition& stop, std::optional<Clock::time_point> deadline) noexcept;
+  // fu::cancelled. A Park waits once. (The deadline is a plain time point, kNoDeadline for none:
+  // g++ 12 passed a std::optional<time_point> through a byte store and an overlapping 8-byte
+  // load, a store-forwarding stall on every park.)
+  ParkStatus wait(const StopCondition& stop, Clock::time_point deadline = kNoDeadline) noexcept;
 
   // Intrusive links for ParkQueue; guarded by the queue owner's lock.
   Park* next_ = nullptr;
@@ -101,20 +111,47 @@ class Park {
   boost::fibers::context* fiber_;
   WaitKind kind_;
   bool woke_itself_ = false;  // a stop callback that ran inline in wait(), on the waiter itself
+  bool waited_ = false;       // wait() ran: it disarmed the word, the destructor need not
 };
 
 // A FIFO of parked fibers. Not synchronised: the owner's lock guards it, and wakers wake under it.
 class ParkQueue {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
-  void push_back(Park& p) noexcept;
-  void remove(Park& p) noexcept;  // no-op when p is not queued
-  Park* pop_front() noexcept;
-  Park* pop_back() noexcept;
+  void push_back(Park& p) noexcept {
+    p.next_ = nullptr;
+    p.prev_ = tail_;
+    if (tail_) tail_->next_ = &p; else head_ = &p;
+    tail_ = &p;
+    p.queued_ = true;
+  }
+  void remove(Park& p) noexcept {  // no-op when p is not queued
+    if (!p.queued_) return;
+    if (p.prev_) p.prev_->next_ = p.next_; else head_ = p.next_;
+    if (p.next_) p.next_->prev_ = p.prev_; else tail_ = p.prev_;
+    p.next_ = p.prev_ = nullptr;
+    p.queued_ = false;
+  }
+  Park* pop_front() noexcept {
+    Park* p = head_;
+    if (p) remove(*p);
+    return p;
+  }
+  Park* pop_back() noexcept {
+    Park* p = tail_;
+    if (p) remove(*p);
+    return p;
+  }
   // Wakes the first waiter that can still be woken (skipping those a stop or timeout took);
   // false when none could be.
-  bool wake_one() noexcept;
-  void wake_all() noexcept;
+  bool wake_one() noexcept {
+    while (Park* p = pop_front())
+      if (p->wake()) return true;
+    return false;
+  }
+  void wake_all() noexcept {
+    while (Park* p = pop_front()) (void)p->wake();
+  }
 
  private:
   Park* head_ = nullptr;
@@ -143,7 +180,7 @@ bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondit
     Park p(kind);
     q.push_back(p);
     lk.unlock();
-    (void)p.wait(stop, deadline);
+    (void)p.wait(stop, deadline ? *deadline : kNoDeadline);
     lk.lock();
     q.remove(p);  // still queued after a stop or a timeout
   }

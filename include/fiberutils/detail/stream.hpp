@@ -211,7 +211,7 @@ class StreamCore : private StreamGate {
         continue;
       }
       lk.unlock();
-      (void)p.wait(stop, std::nullopt);
+      (void)p.wait(stop);
       lk.lock();
       if (consumer_park_ == &p) {  // a stop woke us, not a producer
         consumer_park_ = nullptr;
