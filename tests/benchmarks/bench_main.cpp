@@ -8,10 +8,16 @@
 // context switch), then the targets of issue 9 from this run's figures. Every run checks its
 // result and fails loudly when wrong.
 //
-// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]
+// Every child runs on one CPU, the one the driver started on (or --cpu N), and the runs of the
+// two sides alternate: the two vCPUs of the machine this was tuned on differ by 1.5x on these
+// loops (one takes the interrupts), which made unpinned figures bimodal.
+//
+// usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check] [--cpu N]
 //   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
 //   --check  exit non-zero when a target is NOT MET (`meson test --benchmark` runs it so)
+//   --cpu N  pin the runs to CPU N
 // Exit status: 0 done; 1 a run failed; 2 bad usage; 3 a wrong result; 4 a target NOT MET (--check).
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -162,11 +168,29 @@ Sample run_child(std::size_t index, bool fiberutils, bool quick, long n_override
   return s;
 }
 
-Sample median_of(std::size_t index, bool fiberutils, bool quick, int runs, long n_override = -1) {
-  std::vector<Sample> v;
-  for (int r = 0; r < runs; ++r) v.push_back(run_child(index, fiberutils, quick, n_override));
+Sample median(std::vector<Sample> v) {
   std::sort(v.begin(), v.end(), [](const Sample& a, const Sample& b) { return a.seconds < b.seconds; });
   return v[v.size() / 2];
+}
+
+// Medians of both sides, their runs alternating so that drift on the machine hits both alike.
+std::pair<Sample, Sample> medians_of_both(std::size_t index, bool quick, int runs) {
+  std::vector<Sample> f, b;
+  for (int r = 0; r < runs; ++r) {
+    f.push_back(run_child(index, true, quick));
+    b.push_back(run_child(index, false, quick));
+  }
+  return {median(std::move(f)), median(std::move(b))};
+}
+
+// Pins this process, and so every child, to `cpu` (-1: the one it runs on now); returns it.
+int pin_to_cpu(int cpu) {
+  if (cpu < 0) cpu = ::sched_getcpu();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  check(cpu >= 0 && ::sched_setaffinity(0, sizeof set, &set) == 0, "sched_setaffinity (--cpu)");
+  return cpu;
 }
 
 // --only A|B|C: the workloads whose name contains any of the parts (all when empty).
@@ -192,15 +216,16 @@ std::string mib(double kib) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--child") == 0) return child_main(argc, argv);
   bool quick = false, check_targets = false;
-  int runs = 3;
+  int runs = 3, cpu = -1;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     else if (std::strcmp(argv[i], "--check") == 0) check_targets = true;
     else if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+    else if (std::strcmp(argv[i], "--cpu") == 0 && i + 1 < argc) cpu = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check]\n");
+      std::fprintf(stderr, "usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check] [--cpu N]\n");
       return 2;
     }
   }
@@ -210,16 +235,16 @@ int main(int argc, char** argv) {
   }
   if (quick) runs = 1;
 
-  std::printf("floor: first touch of a fresh page %.0f ns, fiber context switch %.1f ns\n\n",
-              floor_page_touch_ns(), floor_context_switch_ns());
+  cpu = pin_to_cpu(cpu);
+  std::printf("floor: first touch of a fresh page %.0f ns, fiber context switch %.1f ns (runs pinned to CPU %d)\n\n",
+              floor_page_touch_ns(), floor_context_switch_ns(), cpu);
   std::printf("| workload | fiberutils | baseline (raw Boost.Fiber) | baseline / fiberutils | peak RSS fiberutils | peak RSS baseline |\n");
   std::printf("|---|---|---|---|---|---|\n");
   std::map<std::string, std::pair<Sample, Sample>> results;
   for (std::size_t i = 0; i < workloads().size(); ++i) {
     const Workload& w = workloads()[i];
     if (!selected(w.name, only)) continue;
-    const Sample f = median_of(i, true, quick, runs);
-    const Sample b = median_of(i, false, quick, runs);
+    const auto [f, b] = medians_of_both(i, quick, runs);
     results[w.name] = {f, b};
     const Params& p = quick ? w.quick : w.full;
     char fs[96], bs[96], ratio[64];
