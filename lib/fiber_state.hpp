@@ -37,11 +37,7 @@ StopCondition stop_of(const FiberState* s) noexcept;
 // Makes `s` (nullptr: none) the calling fiber's state; a runner calls it at its start and end.
 void set_fiber_state(FiberState* s) noexcept;
 
-// How many things that can stop a task exist in the process right now: groups whose stop was
-// requested (until their join() starts a new generation, or their end) and open deadline
-// scopes. While it is 0 no cancellation point can throw, and this_task::stop_requested()
-// answers without looking the fiber up (the hot paths of put, iteration and acquire).
+// Counts a thing that can stop a task in or out of live_stop_sources (this_task.hpp).
 void count_stop_source(int delta) noexcept;
-bool stops_possible() noexcept;
 
 }  // namespace fiberutils::detail

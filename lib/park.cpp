@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include <fiberutils/cancelled.hpp>
+#include <fiberutils/this_task.hpp>
 #include <fiberutils/detail/task_group.hpp>
 
 #include "boost_internals.hpp"
@@ -99,15 +100,9 @@ FiberState* fiber_state(bi::Fiber* f) noexcept {
 
 FiberState* fiber_state() noexcept { return fiber_state(bi::active()); }
 
-namespace {
-std::atomic<long> stop_sources{0};
-}  // namespace
+std::atomic<long> live_stop_sources{0};
 
-void count_stop_source(int delta) noexcept { stop_sources.fetch_add(delta, std::memory_order_seq_cst); }
-
-// Relaxed: a stop requested on another thread is seen here no later than anything that thread
-// published after it (its later releases synchronise with our acquires).
-bool stops_possible() noexcept { return stop_sources.load(std::memory_order_relaxed) != 0; }
+void count_stop_source(int delta) noexcept { live_stop_sources.fetch_add(delta, std::memory_order_seq_cst); }
 
 RunnerRecord* runner_record(bi::Fiber* f) noexcept {
   FiberState* s = fiber_state(f);

@@ -25,13 +25,20 @@ std::stop_token stop_token() noexcept {
   return s->current ? s->current->group_->task_token() : std::stop_token{};
 }
 
-bool stop_requested() noexcept {
-  if (!detail::stops_possible()) return false;
-  detail::FiberState* s = detail::fiber_state();
+}  // namespace fiberutils::this_task
+
+namespace fiberutils::detail {
+
+bool stop_requested_slow() noexcept {
+  FiberState* s = fiber_state();
   if (!s) return false;
   if (s->current && s->current->group_->task_stop_requested()) return true;
   return s->scope && s->scope->chain_stopped();
 }
+
+}  // namespace fiberutils::detail
+
+namespace fiberutils::this_task {
 
 // A sleep is a park that nobody else knows of: only a stop or the deadline ends it. It does not
 // go through a condition variable: Boost.Fiber's spinlock puts a ~5 KB frame on the stack of

@@ -22,10 +22,21 @@
 //   });
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <stop_token>
 
 #include <fiberutils/cancelled.hpp>
+
+namespace fiberutils::detail {
+// How many things that can stop a task exist in the process right now: groups whose stop was
+// requested (until their join() starts a new generation, or their end) and open deadline
+// scopes (lib/park.cpp). While it is 0 no cancellation point can throw, and
+// this_task::stop_requested() answers inline, without looking the fiber up: the hot paths of a
+// stream's put and iteration ask on every value.
+extern std::atomic<long> live_stop_sources;
+bool stop_requested_slow() noexcept;
+}  // namespace fiberutils::detail
 
 namespace fiberutils::this_task {
 
@@ -34,7 +45,12 @@ namespace fiberutils::this_task {
 std::stop_token stop_token() noexcept;
 
 // stop_requested() is stop_token().stop_requested(). Never suspends.
-bool stop_requested() noexcept;
+inline bool stop_requested() noexcept {
+  // Relaxed: a stop requested on another thread is seen here no later than anything that thread
+  // published after it (its later releases synchronise with our acquires).
+  if (detail::live_stop_sources.load(std::memory_order_relaxed) == 0) return false;
+  return detail::stop_requested_slow();
+}
 
 // sleep_until(tp) suspends the calling fiber until tp. Cancellation point.
 void sleep_until(std::chrono::steady_clock::time_point tp);
