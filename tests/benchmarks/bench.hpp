@@ -17,19 +17,14 @@
 
 #include <boost/fiber/all.hpp>
 
+#include "bench_process.hpp"
+
 namespace bench {
 
 namespace bf = boost::fibers;
 
-// Every run checks its result and fails loudly when it is wrong: a fast wrong answer is no
-// figure.
-[[noreturn]] inline void fail(const char* what) {
-  std::fprintf(stderr, "bench: WRONG RESULT: %s\n", what);
-  std::exit(3);
-}
-inline void check(bool ok, const char* what) {
-  if (!ok) fail(what);
-}
+// fail() and check() (a wrong result ends the program with exit status 3) are in
+// bench_process.hpp.
 
 // A workload's sizes; each workload reads the fields it needs.
 struct Params {

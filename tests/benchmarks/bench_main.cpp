@@ -41,6 +41,8 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using namespace bench;
 
+const char bench::program_name[] = "bench";
+
 namespace {
 
 // ---- Floors ---------------------------------------------------------------------------------
@@ -134,37 +136,18 @@ int child_main(int argc, char** argv) {
 
 // Runs one measurement in a fresh process.
 Sample run_child(std::size_t index, bool fiberutils, bool quick, long n_override = -1) {
-  int out[2];
-  check(::pipe(out) == 0, "pipe");
-  const pid_t pid = ::fork();
-  check(pid >= 0, "fork");
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    std::string idx = std::to_string(index), n = std::to_string(n_override);
-    std::vector<const char*> args = {"bench", "--child", idx.c_str(), fiberutils ? "fu" : "raw",
-                                     quick ? "quick" : "full"};
-    if (n_override >= 0) args.push_back(n.c_str());
-    args.push_back(nullptr);
-    ::execv("/proc/self/exe", const_cast<char* const*>(args.data()));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  std::string text;
-  char buf[256];
-  for (ssize_t r; (r = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(r));
-  ::close(out[0]);
-  int status = 0;
-  rusage usage{};
-  check(::wait4(pid, &status, 0, &usage) == pid, "wait4");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  std::vector<std::string> args = {"bench", "--child", std::to_string(index), fiberutils ? "fu" : "raw",
+                                   quick ? "quick" : "full"};
+  if (n_override >= 0) args.push_back(std::to_string(n_override));
+  const ChildRun run = run_self(args);
+  if (!run.exited_ok()) {
     std::fprintf(stderr, "bench: %s (%s) failed\n", workloads()[index].name.c_str(),
                  fiberutils ? "fiberutils" : "baseline");
     std::exit(1);
   }
   Sample s;
-  check(std::sscanf(text.c_str(), "%lf %ld", &s.seconds, &s.high_water) == 2, "child output");
-  s.rss_kib = static_cast<double>(usage.ru_maxrss);
+  check(std::sscanf(run.out.c_str(), "%lf %ld", &s.seconds, &s.high_water) == 2, "child output");
+  s.rss_kib = static_cast<double>(run.usage.ru_maxrss);
   return s;
 }
 

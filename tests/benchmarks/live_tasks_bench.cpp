@@ -22,18 +22,17 @@
 
 #include <fiberutils/fiberutils.hpp>
 
+#include "bench_process.hpp"
+
 namespace fu = fiberutils;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+const char bench::program_name[] = "live_tasks_bench";
+
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "live_tasks_bench: WRONG RESULT: %s\n", what);
-    std::exit(3);
-  }
-}
+using bench::check;
 
 double ns_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();

@@ -35,19 +35,18 @@
 #include <boost/fiber/all.hpp>
 #include <fiberutils/fiberutils.hpp>
 
+#include "bench_process.hpp"
+
 namespace fu = fiberutils;
 namespace bf = boost::fibers;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+const char bench::program_name[] = "run_blocking_bench";
+
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "run_blocking_bench: WRONG RESULT: %s\n", what);
-    std::exit(3);
-  }
-}
+using bench::check;
 
 struct Params {
   long calls;            // M2: number of blocking calls
@@ -170,25 +169,12 @@ const Measure kMeasures[] = {
 
 // Runs one measurement in a fresh process; returns what it printed.
 Result run_child(const char* self, const char* name, bool quick) {
-  int fds[2];
-  check(pipe(fds) == 0, "pipe");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    execl(self, self, "--child", name, quick ? "--quick" : nullptr, nullptr);
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[256];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, name);
+  std::vector<std::string> args = {self, "--child", name};
+  if (quick) args.push_back("--quick");
+  const bench::ChildRun run = bench::run_self(args);
+  check(run.exited_ok(), name);
   Result r;
-  check(std::sscanf(out.c_str(), "%lf %lf", &r.a, &r.b) == 2, "child output");
+  check(std::sscanf(run.out.c_str(), "%lf %lf", &r.a, &r.b) == 2, "child output");
   return r;
 }
 

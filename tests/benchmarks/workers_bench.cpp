@@ -35,20 +35,18 @@
 #include <boost/fiber/algo/work_stealing.hpp>
 #include <fiberutils/fiberutils.hpp>
 
+#include "bench_process.hpp"
+
 namespace fu = fiberutils;
 namespace bf = boost::fibers;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+const char bench::program_name[] = "workers_bench";
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "workers_bench: WRONG RESULT: %s\n", what);
-  std::exit(3);
-}
-void check(bool ok, const char* what) {
-  if (!ok) fail(what);
-}
+using bench::check;
 
 double cpu_seconds() {
   rusage u{};
@@ -275,33 +273,15 @@ int child_main(char** argv) {
 }
 
 Result run_child(std::size_t variant, long tasks, long iters, long idle_ms) {
-  int out[2];
-  check(::pipe(out) == 0, "pipe");
-  std::fflush(stdout);
-  const pid_t pid = ::fork();
-  check(pid >= 0, "fork");
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    const std::string a = std::to_string(variant), b = std::to_string(tasks), c = std::to_string(iters),
-                      d = std::to_string(idle_ms);
-    const char* args[] = {"workers_bench", "--child", a.c_str(), b.c_str(), c.c_str(), d.c_str(), nullptr};
-    ::execv("/proc/self/exe", const_cast<char* const*>(args));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  std::string text;
-  char buf[256];
-  for (ssize_t r; (r = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(r));
-  ::close(out[0]);
-  int status = 0;
-  check(::waitpid(pid, &status, 0) == pid, "waitpid");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  const bench::ChildRun run = bench::run_self({"workers_bench", "--child", std::to_string(variant),
+                                               std::to_string(tasks), std::to_string(iters),
+                                               std::to_string(idle_ms)});
+  if (!run.exited_ok()) {
     std::fprintf(stderr, "workers_bench: %s failed\n", variants()[variant].name);
     std::exit(1);
   }
   Result r;
-  check(std::sscanf(text.c_str(), "%lf %lf %lf", &r.seconds, &r.idle_cpu_ms, &r.off_thread) == 3,
+  check(std::sscanf(run.out.c_str(), "%lf %lf %lf", &r.seconds, &r.idle_cpu_ms, &r.off_thread) == 3,
         "child output");
   return r;
 }
