@@ -27,6 +27,7 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include "boost_internals.hpp"
+#include "fast_tls.hpp"
 
 namespace fiberutils {
 namespace {
@@ -112,7 +113,8 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   Clock::time_point armed_ = Clock::time_point::max();
 };
 
-thread_local IoScheduler* current_scheduler = nullptr;
+// Read by every use_fiber operation: initial-exec, not a __tls_get_addr call per read.
+FIBERUTILS_FAST_TLS thread_local IoScheduler* current_scheduler = nullptr;
 
 IoAlgorithm& thread_algorithm(boost::intrusive_ptr<boost::fibers::algo::algorithm>& keep) {
   thread_local boost::intrusive_ptr<boost::fibers::algo::algorithm> algo{new IoAlgorithm};
