@@ -26,6 +26,7 @@
 // measure the server. Reported: connections per second and server CPU per connection.
 //
 // usage: echo_bench [--quick] [--runs K] [--conns C1,C2,...] [--seconds S] [--storm C]
+//                   [--servers fiberutils,coroutine,callback,rawfiber]   (default: all four)
 //        echo_bench --server fiberutils|coroutine|callback|rawfiber   (prints "ready <port>")
 //   --quick  C = 10 and 100, a storm of 100, 0.2 s, one run: checks every echo of every server
 //            (the echo_bench_quick test)
@@ -625,6 +626,15 @@ R median(const std::vector<R>& v, Fields... fields) {
   return m;
 }
 
+// The rate of server `kind` among rows, 0 when it was not run (its ratio column then shows 0).
+template <class R>
+double rate_of(const std::vector<std::pair<std::string, R>>& rows, const std::string& kind,
+               double R::*rate) {
+  for (auto& [k, r] : rows)
+    if (k == kind) return r.*rate;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -643,6 +653,7 @@ int main(int argc, char** argv) {
   double seconds = 2.0;
   std::vector<int> conns = {100, 1000, 10000};
   int storm = 1000;
+  std::vector<std::string> kinds = {"fiberutils", "coroutine", "callback", "rawfiber"};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
@@ -654,11 +665,16 @@ int main(int argc, char** argv) {
       conns.clear();
       std::stringstream ss(argv[++i]);
       for (std::string c; std::getline(ss, c, ',');) conns.push_back(std::atoi(c.c_str()));
+    } else if (std::strcmp(argv[i], "--servers") == 0 && i + 1 < argc) {
+      kinds.clear();
+      std::stringstream ss(argv[++i]);
+      for (std::string k; std::getline(ss, k, ',');) kinds.push_back(k);
     } else if (std::strcmp(argv[i], "--storm") == 0 && i + 1 < argc) {
       storm = std::atoi(argv[++i]);
     } else {
       std::fprintf(stderr, "usage: echo_bench [--quick] [--runs K] [--conns C1,C2] [--seconds S]"
-                           " [--storm C]\n");
+                           " [--storm C]\n"
+                           "                  [--servers fiberutils,coroutine,callback,rawfiber]\n");
       return 2;
     }
   }
@@ -671,7 +687,6 @@ int main(int argc, char** argv) {
   pin_to_cpu(1);
   raise_fd_limit();
   signal(SIGPIPE, SIG_IGN);
-  const std::vector<std::string> kinds = {"fiberutils", "coroutine", "callback", "rawfiber"};
   std::printf("64-byte echo ping-pong on loopback, server pinned to CPU 0, epoll client on CPU 1;"
               " %.1f s per run after 0.5 s warm-up, median of %d fresh server processes\n\n",
               seconds, runs);
@@ -691,7 +706,8 @@ int main(int argc, char** argv) {
       ok = ok && m.ok;
       rows.emplace_back(kind, m);
     }
-    const double coro = rows[1].second.rtt_per_s, callback = rows[2].second.rtt_per_s;
+    const double coro = rate_of(rows, "coroutine", &Result::rtt_per_s),
+                 callback = rate_of(rows, "callback", &Result::rtt_per_s);
     for (auto& [kind, m] : rows)
       std::printf("| %s | %d | %.0f/s | %.0f us | %.0f us | %.0f ns | %.1f MiB | %.2f ms/s | "
                   "%.0f%% | %.2fx | %.2fx |%s\n",
@@ -715,7 +731,8 @@ int main(int argc, char** argv) {
       ok = ok && m.ok;
       rows.emplace_back(kind, m);
     }
-    const double coro = rows[1].second.connects_per_s, callback = rows[2].second.connects_per_s;
+    const double coro = rate_of(rows, "coroutine", &StormResult::connects_per_s),
+                 callback = rate_of(rows, "callback", &StormResult::connects_per_s);
     for (auto& [kind, m] : rows)
       std::printf("| %s | %.0f/s | %.1f us | %.0f%% | %.2fx | %.2fx |%s\n", kind.c_str(),
                   m.connects_per_s, m.cpu_us_per_connect, m.client_busy * 100,
