@@ -72,8 +72,12 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   boost::fibers::context* pick_next() noexcept override {
     if (a_.io && bi::on_dispatcher()) {
       net::io_context& io = *a_.io;
-      if (io.stopped()) io.restart();
-      for (int i = 0; i < kHandlersPerRound && io.poll_one() != 0; ++i) {
+      for (int i = 0; i < kHandlersPerRound; ++i) {
+        if (io.poll_one() != 0) continue;
+        // None ready, or io was stopped (which does not stop us): restart it and look again.
+        // Asked only then, as stopped() takes io's lock: not once per round of the fibers.
+        if (i > 0 || !io.stopped()) break;
+        io.restart();
       }
     }
     if (ready_.empty()) return nullptr;
