@@ -16,7 +16,7 @@
 // Reported per server and C: round trips per second, p50/p99 round-trip latency, server CPU per
 // round trip (from /proc/PID/schedstat), the server's peak RSS (VmHWM), its CPU while idle for
 // one second with no connection, and the client's CPU share (near 100%: the client bounds the
-// figure, not the server). Medians of --runs fresh server processes.
+// figure, not the server). Medians of --runs fresh server processes, the servers taking turns.
 //
 // Connect storm (--storm C, default 1,000): C connections are opening at every moment. Each is a
 // non-blocking connect, one 64-byte echo round trip once it is writable, then close() by the
@@ -626,6 +626,17 @@ R median(const std::vector<R>& v, Fields... fields) {
   return m;
 }
 
+// runs runs of each server, the servers taking turns (run 1 of each, then run 2 of each, ...):
+// the machine's other load changes over a minute, and taking turns spreads it over every server
+// alike instead of onto whichever ran during a busy spell. Result [k][r]: server kinds[k], run r.
+template <class Measure>
+auto interleaved(const std::vector<std::string>& kinds, int runs, Measure measure_one) {
+  std::vector<std::vector<decltype(measure_one(kinds[0]))>> all(kinds.size());
+  for (int r = 0; r < runs; ++r)
+    for (std::size_t k = 0; k < kinds.size(); ++k) all[k].push_back(measure_one(kinds[k]));
+  return all;
+}
+
 // The rate of server `kind` among rows, 0 when it was not run (its ratio column then shows 0).
 template <class R>
 double rate_of(const std::vector<std::pair<std::string, R>>& rows, const std::string& kind,
@@ -688,7 +699,7 @@ int main(int argc, char** argv) {
   raise_fd_limit();
   signal(SIGPIPE, SIG_IGN);
   std::printf("64-byte echo ping-pong on loopback, server pinned to CPU 0, epoll client on CPU 1;"
-              " %.1f s per run after 0.5 s warm-up, median of %d fresh server processes\n\n",
+              " %.1f s per run after 0.5 s warm-up, median of %d fresh server processes, servers taking turns\n\n",
               seconds, runs);
   std::printf("| server | C | round trips/s | p50 | p99 | server CPU per round trip | peak RSS | "
               "idle CPU | client CPU | vs coroutine | vs callback |\n"
@@ -697,10 +708,12 @@ int main(int argc, char** argv) {
   auto ratio = [](double x, double base) { return base > 0 ? x / base : 0.0; };
   for (int c : conns) {
     std::vector<std::pair<std::string, Result>> rows;
-    for (const auto& kind : kinds) {
-      std::vector<Result> rs;
-      for (int r = 0; r < runs; ++r) rs.push_back(measure(argv[0], kind, c, seconds));
-      Result m = median(rs, &Result::rtt_per_s, &Result::p50_us, &Result::p99_us,
+    const auto all = interleaved(kinds, runs, [&](const std::string& kind) {
+      return measure(argv[0], kind, c, seconds);
+    });
+    for (std::size_t k = 0; k < kinds.size(); ++k) {
+      const std::string& kind = kinds[k];
+      Result m = median(all[k], &Result::rtt_per_s, &Result::p50_us, &Result::p99_us,
                         &Result::cpu_ns_per_rtt, &Result::idle_ms_per_s, &Result::client_busy,
                         &Result::rss_kib);
       ok = ok && m.ok;
@@ -723,10 +736,12 @@ int main(int argc, char** argv) {
                 " vs callback |\n|---|---:|---:|---:|---:|---:|\n",
                 storm);
     std::vector<std::pair<std::string, StormResult>> rows;
-    for (const auto& kind : kinds) {
-      std::vector<StormResult> rs;
-      for (int r = 0; r < runs; ++r) rs.push_back(connect_storm(argv[0], kind, storm, seconds));
-      StormResult m = median(rs, &StormResult::connects_per_s, &StormResult::cpu_us_per_connect,
+    const auto all = interleaved(kinds, runs, [&](const std::string& kind) {
+      return connect_storm(argv[0], kind, storm, seconds);
+    });
+    for (std::size_t k = 0; k < kinds.size(); ++k) {
+      const std::string& kind = kinds[k];
+      StormResult m = median(all[k], &StormResult::connects_per_s, &StormResult::cpu_us_per_connect,
                              &StormResult::client_busy);
       ok = ok && m.ok;
       rows.emplace_back(kind, m);
