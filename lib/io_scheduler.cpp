@@ -27,6 +27,7 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include "boost_internals.hpp"
+#include "fast_tls.hpp"
 
 namespace fiberutils {
 namespace {
@@ -71,8 +72,12 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   boost::fibers::context* pick_next() noexcept override {
     if (a_.io && bi::on_dispatcher()) {
       net::io_context& io = *a_.io;
-      if (io.stopped()) io.restart();
-      for (int i = 0; i < kHandlersPerRound && io.poll_one() != 0; ++i) {
+      for (int i = 0; i < kHandlersPerRound; ++i) {
+        if (io.poll_one() != 0) continue;
+        // None ready, or io was stopped (which does not stop us): restart it and look again.
+        // Asked only then, as stopped() takes io's lock: not once per round of the fibers.
+        if (i > 0 || !io.stopped()) break;
+        io.restart();
       }
     }
     if (ready_.empty()) return nullptr;
@@ -112,7 +117,8 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   Clock::time_point armed_ = Clock::time_point::max();
 };
 
-thread_local IoScheduler* current_scheduler = nullptr;
+// Read by every use_fiber operation: initial-exec, not a __tls_get_addr call per read.
+FIBERUTILS_FAST_TLS thread_local IoScheduler* current_scheduler = nullptr;
 
 IoAlgorithm& thread_algorithm(boost::intrusive_ptr<boost::fibers::algo::algorithm>& keep) {
   thread_local boost::intrusive_ptr<boost::fibers::algo::algorithm> algo{new IoAlgorithm};

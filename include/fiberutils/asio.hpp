@@ -28,13 +28,17 @@
 
 #include <utility>  // before Asio: under C++20 <boost/asio/awaitable.hpp> needs it (FACTS.md)
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <exception>
-#include <mutex>
+#include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 
@@ -139,36 +143,51 @@ namespace detail {
 // Throws std::logic_error unless the calling thread has an IoScheduler.
 void require_io_scheduler();
 
-// The rendezvous of one use_fiber operation, on the waiting fiber's stack: the handler sets done
-// and wakes the parked waiter under mu. The lock makes a wake-up from a handler that another
-// thread runs safe against the waiter's stop (the waiter retakes it before the state dies).
+// The rendezvous of one use_fiber operation, on the waiting fiber's stack, for its one waiter:
+// one word that is empty, the waiter's Park, or done. Lock-free because it is paid twice per
+// echo round trip (a mutex here was three lock/unlock pairs per operation). The completer takes
+// the Park with the same exchange that marks the operation done, so the waiter (woken by a stop
+// meanwhile) finds out that a wake-up is under way and must not let its Park die before that
+// wake-up has finished: it waits for `done`, which the completer stores last, after wake().
 class IoWait {
  public:
   // complete() is called by the handler once its result is stored. Any thread.
   void complete() noexcept {
-    std::lock_guard<std::mutex> lk(mu_);
-    done_ = true;
-    waiters_.wake_all();
+    const std::uintptr_t w = word_.exchange(kWaking, std::memory_order_acq_rel);
+    if (w != kEmpty) reinterpret_cast<Park*>(w)->wake();
+    word_.store(kDone, std::memory_order_release);  // the last touch: the waiter may leave now
   }
   // wait(stop) suspends until complete() (true) or until stop is requested first (false).
   bool wait(const StopCondition& stop) {
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!done_) {
+    for (;;) {
+      std::uintptr_t w = word_.load(std::memory_order_acquire);
+      if (w != kEmpty) return finish();
       if (stop.stop_requested()) return false;
       Park p(WaitKind::io);  // live_tasks() shows "io"
-      waiters_.push_back(p);
-      lk.unlock();
+      const auto mine = reinterpret_cast<std::uintptr_t>(&p);
+      if (!word_.compare_exchange_strong(w, mine, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return finish();  // completed before the Park was in
       (void)p.wait(stop);
-      lk.lock();
-      waiters_.remove(p);
+      w = mine;
+      if (!word_.compare_exchange_strong(w, kEmpty, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return finish();  // the completer has the Park: it is woken or being woken
+      // Still pending: the stop woke us (the loop returns false) or nothing did (parks again).
     }
-    return true;
   }
 
  private:
-  std::mutex mu_;
-  ParkQueue waiters_;
-  bool done_ = false;
+  static constexpr std::uintptr_t kEmpty = 0, kWaking = 1, kDone = 2;
+
+  // The operation completed; a complete() on another thread may still be in wake(): wait it out
+  // (the length of one wake-up; on the waiter's own thread complete() has finished already).
+  bool finish() noexcept {
+    while (word_.load(std::memory_order_acquire) != kDone) std::this_thread::yield();
+    return true;
+  }
+
+  std::atomic<std::uintptr_t> word_{kEmpty};
 };
 
 // What cancels the IO object behind an operation: a type-erased call of its cancel().
@@ -358,6 +377,55 @@ struct ReturnOf<std::tuple<T...>> {
   using type = std::tuple<T...>;
 };
 
+// The first block of memory an operation asks Asio for (the state of a read, a write, an accept:
+// most operations need just one) comes from here, inside the operation's state on the waiting
+// fiber's stack; the rest from the heap. Asio recycles an operation's memory only while the
+// thread is inside io_context::run or poll, and a fiber starts its operations outside them, so
+// without this each use_fiber operation paid a malloc and a free. The slot is handed out once
+// and never reused, so giving it back writes nothing: the handler may free it after it woke the
+// fiber (whose stack the slot is on).
+class IoSlot {
+ public:
+  void* allocate(std::size_t size) {
+    if (used_ || size > sizeof bytes_) return ::operator new(size);
+    used_ = true;
+    return bytes_;
+  }
+  void deallocate(void* p) noexcept {
+    if (p != static_cast<void*>(bytes_)) ::operator delete(p);
+  }
+
+ private:
+  alignas(std::max_align_t) unsigned char bytes_[256];
+  bool used_ = false;
+};
+
+// The handler's associated allocator: Asio allocates the operation's state with it.
+template <class T>
+struct IoAllocator {
+  using value_type = T;
+  IoSlot* slot;
+  explicit IoAllocator(IoSlot* s) noexcept : slot(s) {}
+  template <class U>
+  IoAllocator(const IoAllocator<U>& a) noexcept : slot(a.slot) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) {
+    if constexpr (alignof(T) > alignof(std::max_align_t))
+      return std::allocator<T>().allocate(n);
+    else
+      return static_cast<T*>(slot->allocate(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if constexpr (alignof(T) > alignof(std::max_align_t))
+      std::allocator<T>().deallocate(p, n);
+    else
+      slot->deallocate(p);
+  }
+  template <class U>
+  bool operator==(const IoAllocator<U>& a) const noexcept {
+    return slot == a.slot;
+  }
+};
+
 // The operation's state on the waiting fiber's stack, and the handler Asio gets: a pointer to it.
 template <class... Args>
 struct IoOperation {
@@ -366,6 +434,7 @@ struct IoOperation {
   using Return = typename ReturnOf<Values>::type;
 
   IoWait wait;
+  IoSlot slot;
   std::optional<Values> values;
   typename Result::error_type error{};
 
@@ -373,11 +442,14 @@ struct IoOperation {
 
   // Move-only, and only the last moved-to handler refers to the operation: a handler that Asio
   // destroys without calling it (its io_context destroyed or shut down with the operation
-  // pending) wakes the fiber with an error instead of leaving it suspended for ever.
+  // pending) wakes the fiber with an error instead of leaving it suspended for ever. A moved-from
+  // handler keeps the slot: Asio may free memory through the allocator of the handler it moved
+  // into the operation.
   struct Handler {
     IoOperation* op;
-    explicit Handler(IoOperation* o) noexcept : op(o) {}
-    Handler(Handler&& h) noexcept : op(std::exchange(h.op, nullptr)) {}
+    IoSlot* slot;
+    explicit Handler(IoOperation* o) noexcept : op(o), slot(&o->slot) {}
+    Handler(Handler&& h) noexcept : op(std::exchange(h.op, nullptr)), slot(h.slot) {}
     Handler(const Handler&) = delete;
     Handler& operator=(const Handler&) = delete;
     Handler& operator=(Handler&&) = delete;
@@ -387,6 +459,8 @@ struct IoOperation {
         o->wait.complete();
       }
     }
+    using allocator_type = IoAllocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(slot); }
     template <class... A>
     void operator()(A&&... a) {
       IoOperation* o = std::exchange(op, nullptr);  // after complete() o may be gone

@@ -704,4 +704,33 @@ TEST_CASE("a handler that keeps posting itself does not hold back a ready fiber"
   CHECK(seen > 0);
 }
 
+TEST_CASE("io.stop() does not stop an IoScheduler, idle or busy with fibers that yield") {
+  net::io_context io;
+  fu::IoScheduler sched(io);
+  fu::Group g;
+  std::atomic<bool> timer_done{false};
+  g.spawn([&] {
+    io.stop();  // from a task; the next wait restarts io
+    net::steady_timer t(io, 5ms);
+    t.async_wait(fu::use_fiber);
+    timer_done = true;
+  });
+  g.join();
+  CHECK(timer_done);
+  // Stopped while another fiber only yields (the reactor is never waited in): the completion
+  // still gets through between the yields.
+  timer_done = false;
+  g.spawn([&] {
+    net::steady_timer t(io, 5ms);
+    t.async_wait(fu::use_fiber);
+    timer_done = true;
+  });
+  g.spawn([&] {
+    io.stop();
+    while (!timer_done) fu::this_task::yield();
+  });
+  g.join();
+  CHECK(timer_done);
+}
+
 TEST_SUITE_END();
