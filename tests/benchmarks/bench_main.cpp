@@ -8,9 +8,11 @@
 // context switch), then the targets of issue 9 from this run's figures. Every run checks its
 // result and fails loudly when wrong.
 //
-// Every child runs on one CPU, the one the driver started on (or --cpu N), and the runs of the
-// two sides alternate: the two vCPUs of the machine this was tuned on differ by 1.5x on these
-// loops (one takes the interrupts), which made unpinned figures bimodal.
+// Every child runs on one CPU, the one the driver started on (or --cpu N): the two vCPUs of the
+// machine this was tuned on differ by 1.5x on these loops (one takes the interrupts), which made
+// unpinned figures bimodal. The fiberutils runs go first, then the baseline's: alternating them
+// put each fiberutils run right after a baseline that had just freed 1.27 GiB (W1, W4, W5), and
+// its fresh pages then cost up to 3x (W1: 42 ns per task alone, 60-130 ns after the baseline).
 //
 // usage: bench [--quick] [--only NAME[|NAME...]] [--runs K] [--check] [--cpu N]
 //   --quick  small sizes, every workload once, results checked, no targets (the bench_quick test)
@@ -156,13 +158,11 @@ Sample median(std::vector<Sample> v) {
   return v[v.size() / 2];
 }
 
-// Medians of both sides, their runs alternating so that drift on the machine hits both alike.
+// Medians of both sides: every fiberutils run, then every baseline run (see the top).
 std::pair<Sample, Sample> medians_of_both(std::size_t index, bool quick, int runs) {
   std::vector<Sample> f, b;
-  for (int r = 0; r < runs; ++r) {
-    f.push_back(run_child(index, true, quick));
-    b.push_back(run_child(index, false, quick));
-  }
+  for (int r = 0; r < runs; ++r) f.push_back(run_child(index, true, quick));
+  for (int r = 0; r < runs; ++r) b.push_back(run_child(index, false, quick));
   return {median(std::move(f)), median(std::move(b))};
 }
 
