@@ -15,6 +15,7 @@
 // Handlers run on the dispatcher fiber only, never on a fiber in the middle of suspending.
 #include <fiberutils/asio.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -90,6 +91,12 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
 
   void suspend_until(const Clock::time_point& tp) noexcept override {
     if (!a_.io) return;  // not reached: detached only after Boost stopped calling us
+    // A notify() since the dispatcher last looked at its remote ready queue: its posted no-op may
+    // have been run by pick_next's poll_one already (after the dispatcher had looked, before the
+    // fiber was queued), so blocking in run_one would lose the wake-up for good (seen: a thread
+    // of the reuseport sample asleep in epoll_wait with a woken fiber queued). Return instead:
+    // the dispatcher looks again.
+    if (notified_.exchange(false, std::memory_order_acq_rel)) return;
     net::io_context& io = *a_.io;
     if (io.stopped()) io.restart();
     if (tp != Clock::time_point::max()) {
@@ -106,6 +113,7 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   }
 
   void notify() noexcept override {
+    notified_.store(true, std::memory_order_release);
     std::lock_guard<std::mutex> lk(mu_);
     if (a_.io) net::post(*a_.io, Noop{});
   }
@@ -115,6 +123,7 @@ class IoAlgorithm final : public boost::fibers::algo::algorithm {
   std::mutex mu_;  // a_ against notify() from other threads
   Attached a_{};
   Clock::time_point armed_ = Clock::time_point::max();
+  std::atomic<bool> notified_{false};  // notify() came; cleared by suspend_until
 };
 
 // Read by every use_fiber operation: initial-exec, not a __tls_get_addr call per read.
