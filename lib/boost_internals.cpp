@@ -46,7 +46,7 @@ void schedule(Fiber* f) noexcept {
 
 void suspend(Fiber* self) noexcept { self->suspend(); }
 
-void suspend_until(Fiber* self, std::chrono::steady_clock::time_point tp) noexcept {
+void suspend_until(Fiber* self, const std::chrono::steady_clock::time_point& tp) noexcept {
   (void)self->wait_until(tp);
 }
 

@@ -62,7 +62,7 @@ void schedule(Fiber* f) noexcept;
 // Suspends `self`, the running fiber, until scheduled (context::suspend), or also until tp
 // (context::wait_until: the fiber sits in the scheduler's sleep queue, see arm()).
 void suspend(Fiber* self) noexcept;
-void suspend_until(Fiber* self, std::chrono::steady_clock::time_point tp) noexcept;
+void suspend_until(Fiber* self, const std::chrono::steady_clock::time_point& tp) noexcept;
 
 // Per-fiber data for fiberutils' runners: one slot of context's fiber-specific storage (what
 // boost::fibers::fiber_specific_ptr uses, here without its allocation per fiber), keyed by the

@@ -105,36 +105,29 @@ void RunnerRecord::task_started(TaskBase* t) noexcept {
   group.store(t->group_, std::memory_order_release);
 }
 
-// Marks the calling task as waiting in `kind` for the note's lifetime (Park::wait). Outside a
-// task (an idle runner) it only refreshes the thread's tick when the runner wakes; in a plain
-// fiber it does nothing.
-class WaitNote {
- public:
-  // `r`: the waiting fiber's runner record (runner_record()), nullptr outside a runner.
-  WaitNote(RunnerRecord* r, WaitKind kind) noexcept : r_(r) {
-    // An idle runner stamps only when it wakes: no task starts on it before then.
-    if (!r_ || !r_->current) return;
-    const std::int64_t now = stamp();
-    r_->since.store(now, std::memory_order_relaxed);
-    r_->wait.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
-  }
-  ~WaitNote() {
-    if (!r_) return;
-    const std::int64_t now = stamp();
-    if (!r_->current) return;
-    r_->since.store(now, std::memory_order_relaxed);
-    r_->wait.store(kNotWaiting, std::memory_order_relaxed);
-  }
-  WaitNote(const WaitNote&) = delete;
-  WaitNote& operator=(const WaitNote&) = delete;
+// A park's note for live_tasks() (Park::wait): begin_wait_note marks the calling task as waiting
+// in `kind`, end_wait_note marks it running again. `r`: the waiting fiber's runner record
+// (runner_record()), nullptr outside a runner, where both do nothing. An idle runner (no task)
+// only refreshes its thread's tick, when it wakes: no task starts on it before then.
+inline std::int64_t stamp_thread_tick(RunnerRecord* r) noexcept {
+  const std::int64_t now = coarse_now_ns();
+  r->thread->tick.store(now, std::memory_order_relaxed);
+  return now;
+}
 
- private:
-  std::int64_t stamp() const noexcept {
-    const std::int64_t now = coarse_now_ns();
-    r_->thread->tick.store(now, std::memory_order_relaxed);
-    return now;
-  }
-  RunnerRecord* r_;
-};
+inline void begin_wait_note(RunnerRecord* r, WaitKind kind) noexcept {
+  if (!r || !r->current) return;
+  const std::int64_t now = stamp_thread_tick(r);
+  r->since.store(now, std::memory_order_relaxed);
+  r->wait.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
+}
+
+inline void end_wait_note(RunnerRecord* r) noexcept {
+  if (!r) return;
+  const std::int64_t now = stamp_thread_tick(r);
+  if (!r->current) return;
+  r->since.store(now, std::memory_order_relaxed);
+  r->wait.store(kNotWaiting, std::memory_order_relaxed);
+}
 
 }  // namespace fiberutils::detail

@@ -30,39 +30,42 @@ bool Park::wake() noexcept {
   return true;
 }
 
-// The stop callback of wait(): unlike other wakers, it may be the waiter itself, run inline
-// while wait() registers it (the stop was requested already).
-struct Park::OnStop {
-  Park* p;
-  void operator()() const noexcept {
-    boost::fibers::context* f = p->fiber_;
-    if (!bi::claim(f, p->marker())) return;
-    if (f == bi::active()) {
-      p->woke_itself_ = true;
-      (void)bi::disarm(f);
-      return;
-    }
-    bi::schedule(f);
+void Park::OnStop::operator()() const noexcept {
+  boost::fibers::context* f = p->fiber_;
+  if (!bi::claim(f, p->marker())) return;
+  if (f == bi::active()) {
+    p->woke_itself_ = true;
+    (void)bi::disarm(f);
+    return;
   }
-};
+  bi::schedule(f);
+}
 
-ParkStatus Park::wait(const StopCondition& stop, Clock::time_point deadline) noexcept {
-  waited_ = true;  // every path below leaves the word disarmed
-  const WaitNote note(runner_record(fiber_), kind_);  // what live_tasks() shows meanwhile
-  std::optional<std::stop_callback<OnStop>> on_stop;
-  if (stop.token().stop_possible()) on_stop.emplace(stop.token(), OnStop{this});
-  if (woke_itself_) return ParkStatus::stopped;  // wake() disarmed
-  // A deadline scope's deadline ends the wait too: stop_requested() below then expires it.
-  Clock::time_point until = deadline;
-  if (stop.in_scope()) until = std::min(until, stop.scope_deadline());
-  if (until != kNoDeadline)
-    bi::suspend_until(fiber_, until);
-  else
+Clock::time_point Park::begin_wait(const StopCondition& stop, Clock::time_point deadline) noexcept {
+  waited_ = true;  // every path through wait() leaves the word disarmed
+  note_ = runner_record(fiber_);
+  begin_wait_note(note_, kind_);  // what live_tasks() shows meanwhile
+  if (stop.token().stop_possible()) on_stop_.emplace(stop.token(), OnStop{this});
+  if (woke_itself_) return kWokeItself;  // the callback disarmed
+  // A deadline scope's deadline ends the wait too: stop_requested() in end_wait then expires it.
+  if (stop.in_scope()) deadline = std::min(deadline, stop.scope_deadline());
+  return deadline;
+}
+
+void Park::block(const Clock::time_point& until) noexcept {
+  if (until == kNoDeadline)
     bi::suspend(fiber_);
-  // Resumed by exactly one of: a claimer's schedule, or the sleep queue at the deadline.
-  const std::intptr_t how = bi::disarm_resumed(fiber_);
-  on_stop.reset();  // waits for a callback running on another thread right now
-  if (stop.stop_requested()) return ParkStatus::stopped;
+  else
+    bi::suspend_until(fiber_, until);
+}
+
+ParkStatus Park::end_wait(const StopCondition& stop) noexcept {
+  // Resumed by exactly one of: a claimer's schedule, or the sleep queue at the deadline (or not
+  // suspended at all: woke_itself_).
+  const std::intptr_t how = woke_itself_ ? 0 : bi::disarm_resumed(fiber_);
+  on_stop_.reset();  // waits for a callback running on another thread right now
+  end_wait_note(note_);
+  if (woke_itself_ || stop.stop_requested()) return ParkStatus::stopped;
   return how == -2 ? ParkStatus::timed_out : ParkStatus::woken;
 }
 
