@@ -66,6 +66,7 @@ class Host;
 
 // A runner waiting for work: parked in its lane's idle queue.
 struct IdleRunner : Park {
+  explicit IdleRunner(bi::Fiber* self) noexcept : Park(WaitKind::other, self) {}
   bool exit_requested = false;  // set by end_idle_runners before waking a surplus runner
 };
 
@@ -253,6 +254,7 @@ void Host::run_task(Runner& self, TaskBase* t) noexcept {
 
 void Host::run_lane(Lane* lane) {
   Runner self;
+  bi::Fiber* const me = bi::active();  // asked once: a runner parks once per burst of tasks
   ThreadRecord& thread = ThreadRecord::here();
   thread.add(self);
   set_fiber_state(&self);
@@ -272,7 +274,7 @@ void Host::run_lane(Lane* lane) {
         if (!lane->queue->empty()) continue;
       }
       if (h.stopping()) break;
-      IdleRunner idle;
+      IdleRunner idle(me);
       lane->idle.push_back(idle);
       ++lane->idle_count;
       lk.unlock();

@@ -31,8 +31,9 @@ RunnerRecord* runner_record(boost_internals::Fiber* f) noexcept;
 FiberState* fiber_state() noexcept;
 FiberState* fiber_state(boost_internals::Fiber* f) noexcept;
 
-// What stops a fiber whose state is `s` (current_stop() for the calling fiber).
-StopCondition stop_of(const FiberState* s) noexcept;
+// What stops the calling fiber `self`, whose state is `s` (current_stop(), for callers that hold
+// both already).
+StopCondition stop_of(const FiberState* s, boost_internals::Fiber* self) noexcept;
 
 // Makes `s` (nullptr: none) the calling fiber's state; a runner calls it at its start and end.
 void set_fiber_state(FiberState* s) noexcept;

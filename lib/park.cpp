@@ -17,7 +17,9 @@ namespace fiberutils::detail {
 
 namespace bi = boost_internals;
 
-Park::Park(WaitKind kind) noexcept : fiber_(bi::active()), kind_(kind) { bi::arm(fiber_, marker()); }
+Park::Park(WaitKind kind, bi::Fiber* self) noexcept : fiber_(self ? self : bi::active()), kind_(kind) {
+  bi::arm(fiber_, marker());
+}
 
 Park::~Park() {
   if (!waited_) (void)bi::disarm(fiber_);
@@ -69,11 +71,14 @@ ParkStatus Park::end_wait(const StopCondition& stop) noexcept {
   return how == -2 ? ParkStatus::timed_out : ParkStatus::woken;
 }
 
-StopCondition current_stop() noexcept { return stop_of(fiber_state()); }
+StopCondition current_stop() noexcept {
+  bi::Fiber* const self = bi::active();
+  return stop_of(fiber_state(self), self);
+}
 
-StopCondition stop_of(const FiberState* s) noexcept {
-  if (!s) return {};
-  return StopCondition(s->current ? s->current->group_->task_token() : std::stop_token{}, s->scope);
+StopCondition stop_of(const FiberState* s, bi::Fiber* self) noexcept {
+  if (!s) return StopCondition({}, nullptr, self);
+  return StopCondition(s->current ? s->current->group_->task_token() : std::stop_token{}, s->scope, self);
 }
 
 namespace {

@@ -134,11 +134,12 @@ std::size_t TaskGroup::dropped_exceptions() const noexcept {
 }
 
 bool TaskGroup::join_until(std::optional<Clock::time_point> deadline) {
-  const FiberState* const state = fiber_state();
+  boost_internals::Fiber* const self = boost_internals::active();
+  const FiberState* const state = fiber_state(self);
   if (is_own_task(state ? state->current : nullptr))
     throw std::logic_error(
         "fiberutils: join() called from one of the group's own tasks (it could never return)");
-  const StopCondition stop = stop_of(state);
+  const StopCondition stop = stop_of(state, self);
   std::unique_lock<std::mutex> lk(m_);
   if (!park_until(lk, joiners_, stop, deadline, [this] { return count_ == 0; }, WaitKind::join)) return false;
   // The tasks that a cancel() was meant for are gone: later spawns start a new generation.

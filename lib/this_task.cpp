@@ -46,7 +46,7 @@ namespace fiberutils::this_task {
 void sleep_until(std::chrono::steady_clock::time_point tp) {
   const detail::StopCondition stop = detail::current_stop();
   if (stop.stop_requested()) throw cancelled{};
-  detail::Park p(detail::WaitKind::sleep);
+  detail::Park p(detail::WaitKind::sleep, stop.waiter());
   if (p.wait(stop, tp) == detail::ParkStatus::stopped) throw cancelled{};
 }
 

@@ -163,7 +163,7 @@ class IoWait {
       std::uintptr_t w = word_.load(std::memory_order_acquire);
       if (w != kEmpty) return finish();
       if (stop.stop_requested()) return false;
-      Park p(WaitKind::io);  // live_tasks() shows "io"
+      Park p(WaitKind::io, stop.waiter());  // live_tasks() shows "io"
       const auto mine = reinterpret_cast<std::uintptr_t>(&p);
       if (!word_.compare_exchange_strong(w, mine, std::memory_order_acq_rel,
                                          std::memory_order_acquire))

@@ -51,8 +51,9 @@ class StopCondition {
  public:
   StopCondition() = default;
   StopCondition(std::stop_token token) noexcept : token_(std::move(token)) {}  // NOLINT: implicit
-  StopCondition(std::stop_token token, DeadlineScope* scope) noexcept
-      : token_(std::move(token)), scope_(scope) {}
+  // `waiter`: the fiber it was made for, which waits with it (see waiter()).
+  StopCondition(std::stop_token token, DeadlineScope* scope, boost::fibers::context* waiter) noexcept
+      : token_(std::move(token)), scope_(scope), waiter_(waiter) {}
 
   // True once the token is stopped or a scope expired; a scope whose deadline passed expires
   // here. Never suspends.
@@ -62,6 +63,10 @@ class StopCondition {
   bool in_scope() const noexcept { return scope_ != nullptr; }
   Clock::time_point scope_deadline() const noexcept;
   const std::stop_token& token() const noexcept { return token_; }
+  // The fiber that current_stop() made it on, nullptr when unknown: park_until() hands it to its
+  // Park, which then need not ask Boost for the running fiber (a call into Boost's library and
+  // two thread-local lookups, a tenth of a spawn+join's instructions for the joiner's park).
+  boost::fibers::context* waiter() const noexcept { return waiter_; }
 
  private:
   // The scope chain's part of stop_requested() (lib/deadline.cpp); only called inside a scope.
@@ -69,6 +74,7 @@ class StopCondition {
 
   std::stop_token token_;
   DeadlineScope* scope_ = nullptr;
+  boost::fibers::context* waiter_ = nullptr;
 };
 
 // The calling fiber's stop condition: its task's token (none outside tasks) and its scopes.
@@ -81,8 +87,9 @@ enum class WaitKind : std::uint8_t { other, join, sleep, semaphore, stream, put,
 class Park {
  public:
   // Binds the Park to the calling fiber and arms it: wake() works from now on. `kind` is what
-  // live_tasks() shows while the calling task waits in wait().
-  explicit Park(WaitKind kind = WaitKind::other) noexcept;
+  // live_tasks() shows while the calling task waits in wait(). `self`: the calling fiber, when
+  // the caller knows it (nullptr: asks Boost).
+  explicit Park(WaitKind kind = WaitKind::other, boost::fibers::context* self = nullptr) noexcept;
   Park(const Park&) = delete;
   Park& operator=(const Park&) = delete;
   ~Park();
@@ -204,7 +211,7 @@ bool park_until(std::unique_lock<std::mutex>& lk, ParkQueue& q, const StopCondit
     if (stop.stop_requested()) throw_cancelled();
     if (pred()) return true;
     if (deadline && Clock::now() >= *deadline) return false;
-    Park p(kind);
+    Park p(kind, stop.waiter());
     q.push_back(p);
     lk.unlock();
     (void)p.wait(stop, deadline ? *deadline : kNoDeadline);

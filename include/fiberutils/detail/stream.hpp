@@ -199,7 +199,7 @@ class StreamCore : private StreamGate {
       if (tasks_.count_locked() == 0) break;
       tasks_.admit_pending_locked();  // everything was consumed: there is room
       if (consumer_park_) throw_second_consumer();
-      Park p(WaitKind::stream);
+      Park p(WaitKind::stream, stop.waiter());
       consumer_park_ = &p;
       consumer_parked_.store(true, std::memory_order_seq_cst);
       // The last look, after announcing the park: a push that this misses sees the flag.
