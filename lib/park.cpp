@@ -48,7 +48,7 @@ Clock::time_point Park::begin_wait(const StopCondition& stop, Clock::time_point 
   note_ = runner_record(fiber_);
   begin_wait_note(note_, kind_);  // what live_tasks() shows meanwhile
   if (stop.token().stop_possible()) on_stop_.emplace(stop.token(), OnStop{this});
-  if (woke_itself_) return kWokeItself;  // the callback disarmed
+  if (woke_itself_) return deadline;  // the callback disarmed: wait() does not suspend
   // A deadline scope's deadline ends the wait too: stop_requested() in end_wait then expires it.
   if (stop.in_scope()) deadline = std::min(deadline, stop.scope_deadline());
   return deadline;

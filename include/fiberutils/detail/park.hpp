@@ -112,7 +112,7 @@ class Park {
   // frame here. The work before and after is in fresh calls, which predict normally.
   ParkStatus wait(const StopCondition& stop, Clock::time_point deadline = kNoDeadline) noexcept {
     const Clock::time_point until = begin_wait(stop, deadline);
-    if (until != kWokeItself) block(until);
+    if (!woke_itself_) block(until);
     return end_wait(stop);
   }
 
@@ -128,12 +128,9 @@ class Park {
     Park* p;
     void operator()() const noexcept;
   };
-  // begin_wait's answer when a stop woke the waiter while it registered: nothing to suspend for.
-  static constexpr Clock::time_point kWokeItself = Clock::time_point::min();
-
   // What wait() does around the suspension: begin_wait notes the wait for live_tasks(),
-  // registers the stop callback and returns when the wait ends at the latest (kNoDeadline,
-  // kWokeItself); block suspends until woken or `until`, calling into Boost only through tail
+  // registers the stop callback and returns when the wait ends at the latest (kNoDeadline for
+  // never; nothing to suspend for once woke_itself_ is set); block suspends until woken or `until`, calling into Boost only through tail
   // calls (no frame of its own to return through); end_wait disarms and says why it ended.
   Clock::time_point begin_wait(const StopCondition& stop, Clock::time_point deadline) noexcept;
   void block(const Clock::time_point& until) noexcept;
@@ -144,7 +141,8 @@ class Park {
   RunnerRecord* note_ = nullptr;  // the waiting runner's record (lib/live_tasks_state.hpp)
   std::optional<std::stop_callback<OnStop>> on_stop_;
   WaitKind kind_;
-  bool woke_itself_ = false;  // a stop callback that ran inline in wait(), on the waiter itself
+  // A stop callback ran inline in begin_wait(), on the waiter itself (no other thread writes it).
+  bool woke_itself_ = false;
   bool waited_ = false;       // wait() ran: it disarmed the word, the destructor need not
 };
 
