@@ -17,7 +17,8 @@ namespace fiberutils::detail {
 
 namespace bi = boost_internals;
 
-Park::Park(WaitKind kind, bi::Fiber* self) noexcept : fiber_(self ? self : bi::active()), kind_(kind) {
+Park::Park(WaitKind kind, bi::Fiber* self) noexcept
+    : fiber_(self ? self : bi::active()), kind_(kind) {
   bi::arm(fiber_, marker());
 }
 
@@ -78,7 +79,8 @@ StopCondition current_stop() noexcept {
 
 StopCondition stop_of(const FiberState* s, bi::Fiber* self) noexcept {
   if (!s) return StopCondition({}, nullptr, self);
-  return StopCondition(s->current ? s->current->group_->task_token() : std::stop_token{}, s->scope, self);
+  return StopCondition(s->current ? s->current->group_->task_token() : std::stop_token{}, s->scope,
+                       self);
 }
 
 namespace {

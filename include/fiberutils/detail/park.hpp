@@ -52,7 +52,8 @@ class StopCondition {
   StopCondition() = default;
   StopCondition(std::stop_token token) noexcept : token_(std::move(token)) {}  // NOLINT: implicit
   // `waiter`: the fiber it was made for, which waits with it (see waiter()).
-  StopCondition(std::stop_token token, DeadlineScope* scope, boost::fibers::context* waiter) noexcept
+  StopCondition(std::stop_token token, DeadlineScope* scope,
+                boost::fibers::context* waiter) noexcept
       : token_(std::move(token)), scope_(scope), waiter_(waiter) {}
 
   // True once the token is stopped or a scope expired; a scope whose deadline passed expires
@@ -130,8 +131,9 @@ class Park {
   };
   // What wait() does around the suspension: begin_wait notes the wait for live_tasks(),
   // registers the stop callback and returns when the wait ends at the latest (kNoDeadline for
-  // never; nothing to suspend for once woke_itself_ is set); block suspends until woken or `until`, calling into Boost only through tail
-  // calls (no frame of its own to return through); end_wait disarms and says why it ended.
+  // never; nothing to suspend for once woke_itself_ is set); block suspends until woken or
+  // `until`, calling into Boost only through tail calls (no frame of its own to return
+  // through); end_wait disarms and says why it ended.
   Clock::time_point begin_wait(const StopCondition& stop, Clock::time_point deadline) noexcept;
   void block(const Clock::time_point& until) noexcept;
   ParkStatus end_wait(const StopCondition& stop) noexcept;
